@@ -1,0 +1,208 @@
+"""RNN, LSTM and GRU: stacked, optionally bidirectional layers of Recurrent units, PyTorch-compatible.
+
+    layer l input: x for l = 0, else the previous layer's output (fwd ‖ bwd when bidirectional),
+                   with dropout between layers in training mode (not after the last layer)
+    state:         h_n (L*dirs, B, H_out), and c_n (L*dirs, B, H) for LSTM, ordered
+                   [l0, l0_reverse, l1, l1_reverse, ...] as PyTorch's nn.RNN/LSTM/GRU
+
+Child modules are named "l0", "l0_reverse", "l1", ...; their parameters map to PyTorch names:
+    l{k}{sfx}.W_x = weight_ih_l{k}{sfx}.T    l{k}{sfx}.W_h = weight_hh_l{k}{sfx}.T
+    l{k}{sfx}.b_x = bias_ih_l{k}{sfx}        l{k}{sfx}.b_h = bias_hh_l{k}{sfx}
+    l{k}{sfx}.W_hr = weight_hr_l{k}{sfx}.T   (LSTM with proj_size)
+    l{k}{sfx}.p   = peephole_l{k}{sfx}       (rnnkit only: PyTorch has no peepholes), rows p_i, p_f, p_o
+"""
+import numpy as np
+
+from .._checks import check_choice, check_dtype, check_float, check_int, check_real
+from ..errors import InputError, StateDictError
+from .module import Module
+from .recurrent import Recurrent
+
+_TORCH = (("W_x", "weight_ih", True), ("W_h", "weight_hh", True), ("b_x", "bias_ih", False),
+          ("b_h", "bias_hh", False), ("W_hr", "weight_hr", True), ("p", "peephole", False))
+
+
+class RecurrentNet(Module):
+    """The shared body of RNN, LSTM and GRU."""
+
+    mode = None
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 dropout=0.0, *, proj_size=0, nonlinearity="tanh", reset_after=True, peepholes=False,
+                 dtype=np.float32, seed=0, kernels=None):
+        super().__init__()
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.proj_size = check_int("proj_size", proj_size, 0)
+        if self.proj_size and self.proj_size >= self.hidden_size:
+            raise InputError(f"proj_size: expected 0 or less than hidden_size={hidden_size}, got {proj_size}")
+        self.dropout = check_real("dropout", dropout, 0.0, 1.0)
+        if self.dropout >= 1:
+            raise InputError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu", "sigmoid"))
+        self.bidirectional, self.batch_first = bool(bidirectional), bool(batch_first)
+        self.reset_after, self.peepholes = bool(reset_after), bool(peepholes)
+        self.dtype = check_dtype("dtype", dtype)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)         # weights, then dropout masks
+        self.dirs = 2 if self.bidirectional else 1
+        H_out = self.proj_size or self.hidden_size
+        for k in range(self.num_layers):
+            for d in range(self.dirs):
+                self.add_child(self._name(k, d), Recurrent(
+                    self.mode, input_size if k == 0 else H_out * self.dirs, hidden_size,
+                    proj_size=self.proj_size, nonlinearity=nonlinearity, reset_after=reset_after,
+                    peepholes=peepholes, reverse=d == 1, dtype=self.dtype, rng=self.rng,
+                    kernels=kernels))
+
+    @staticmethod
+    def _name(k, d):
+        return f"l{k}" + ("_reverse" if d else "")
+
+    def units(self):
+        """The Recurrent units in state order: [(k, d, unit), ...]."""
+        return [(k, d, self.children[self._name(k, d)]) for k in range(self.num_layers)
+                for d in range(self.dirs)]
+
+    # -- state packing: PyTorch's (L*dirs, B, H) arrays <-> one tuple per unit ------------------
+    def _n_states(self):
+        return 2 if self.mode == "lstm" else 1
+
+    def _unpack(self, state, B, name):
+        if state is None:
+            return [None] * (self.num_layers * self.dirs)
+        parts = state if self._n_states() == 2 else (state,)
+        if self._n_states() == 2 and (not isinstance(state, (tuple, list)) or len(state) != 2):
+            raise InputError(f"{name}: expected a tuple (h, c) for LSTM, got {type(state).__name__}")
+        H_out = self.proj_size or self.hidden_size
+        sizes = (H_out, self.hidden_size)
+        n = self.num_layers * self.dirs
+        parts = [check_float(f"{name}[{i}]" if len(parts) == 2 else name, s, self.dtype,
+                             shape=(n, B, sizes[i])) for i, s in enumerate(parts)]
+        return [tuple(p[u] for p in parts) for u in range(n)]
+
+    def _pack(self, per_unit):
+        arrays = tuple(np.stack([s[i] for s in per_unit]) for i in range(self._n_states()))
+        return arrays if self._n_states() == 2 else arrays[0]
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None, need_cache=True):
+        """x (T, B, D) (or (B, T, D) with batch_first) -> out (T, B, dirs*H_out), state, cache."""
+        x = check_float("x", x, self.dtype, ndim=3)
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        B = x.shape[1]
+        states = self._unpack(state, B, "state")
+        finals, unit_caches, drop_masks = [], [], []
+        layer_in = x
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(self.dirs):
+                u = k * self.dirs + d
+                unit = self.children[self._name(k, d)]
+                o, s, c = unit.forward(layer_in, states[u], lengths, need_cache)
+                outs.append(o)
+                finals.append(s)
+                unit_caches.append(c)
+            layer_in = np.concatenate(outs, axis=-1) if self.dirs == 2 else outs[0]
+            mask = None
+            if self.training and self.dropout > 0 and k < self.num_layers - 1:
+                keep = self.rng.random(layer_in.shape) >= self.dropout
+                mask = (keep / (1 - self.dropout)).astype(self.dtype)
+                layer_in = layer_in * mask
+            drop_masks.append(mask)
+        out = layer_in.transpose(1, 0, 2) if self.batch_first else layer_in
+        cache = dict(units=unit_caches, drop=drop_masks) if need_cache else None
+        return out, self._pack(finals), cache
+
+    def backward(self, dout, cache, dstate=None):
+        """dout like out, dstate like state (or None) -> dx like x, d(initial state) like state."""
+        dout = check_float("dout", dout, self.dtype, ndim=3)
+        if self.batch_first:
+            dout = dout.transpose(1, 0, 2)
+        B = dout.shape[1]
+        dfinals = self._unpack(dstate, B, "dstate")
+        dinit = [None] * len(dfinals)
+        H_out = self.proj_size or self.hidden_size
+        for k in reversed(range(self.num_layers)):
+            if cache["drop"][k] is not None:
+                dout = dout * cache["drop"][k]
+            dx = 0
+            for d in range(self.dirs):
+                u = k * self.dirs + d
+                unit = self.children[self._name(k, d)]
+                g = np.ascontiguousarray(dout[..., d * H_out:(d + 1) * H_out])
+                dxd, dinit[u] = unit.backward(g, cache["units"][u], dfinals[u])
+                dx = dx + dxd
+            dout = dx
+        dx = dout.transpose(1, 0, 2) if self.batch_first else dout
+        return dx, self._pack(dinit)
+
+    def infer(self, x, state=None, lengths=None):
+        """Inference: (out, state); no cache kept, no dropout in eval mode."""
+        out, state, _ = self.forward(x, state, lengths, need_cache=False)
+        return out, state
+
+    # -- PyTorch state dicts --------------------------------------------------------------------
+    def _torch_pairs(self):
+        for k, d, unit in self.units():
+            sfx = f"_l{k}" + ("_reverse" if d else "")
+            for mine, theirs, transpose in _TORCH:
+                if mine in unit.params:
+                    yield unit, mine, theirs + sfx, transpose
+
+    def torch_state_dict(self, grads=False):
+        """Parameters (or accumulated gradients) under PyTorch's names and layouts, as NumPy arrays."""
+        out = {}
+        for unit, mine, theirs, transpose in self._torch_pairs():
+            a = (unit.grads if grads else unit.params)[mine]
+            out[theirs] = (a.T if transpose else a).copy()
+        return out
+
+    def load_torch_state_dict(self, sd):
+        """Copy weights from a PyTorch-named state dict (NumPy arrays or CPU tensors) into this module."""
+        pairs = list(self._torch_pairs())
+        want = {theirs for _, _, theirs, _ in pairs}
+        missing, extra = sorted(want - set(sd)), sorted(set(sd) - want)
+        if missing or extra:
+            raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}")
+        for unit, mine, theirs, transpose in pairs:
+            v = sd[theirs]
+            v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+            p = unit.params[mine]
+            expect = p.T.shape if transpose else p.shape
+            if v.shape != expect:
+                raise StateDictError(f"state_dict[{theirs!r}]: expected shape {expect}, got {v.shape}")
+            p[...] = v.T if transpose else v
+
+
+class RNN(RecurrentNet):
+    """Elman RNN, h_t = f(x_t W_x + h_{t-1} W_h + b), f in tanh / relu / sigmoid (nn.RNN's layout)."""
+    mode = "rnn"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 dropout=0.0, nonlinearity="tanh", dtype=np.float32, seed=0, kernels=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
+                         nonlinearity=nonlinearity, dtype=dtype, seed=seed, kernels=kernels)
+
+
+class LSTM(RecurrentNet):
+    """LSTM, gate order i, f, g, o, with optional projection (proj_size) and peepholes (nn.LSTM's layout)."""
+    mode = "lstm"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 dropout=0.0, proj_size=0, peepholes=False, dtype=np.float32, seed=0, kernels=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
+                         proj_size=proj_size, peepholes=peepholes, dtype=dtype, seed=seed,
+                         kernels=kernels)
+
+
+class GRU(RecurrentNet):
+    """GRU, gate order r, z, n; reset_after=True is nn.GRU / cuDNN, False is Cho et al. 2014."""
+    mode = "gru"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
+                 dropout=0.0, reset_after=True, dtype=np.float32, seed=0, kernels=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
+                         reset_after=reset_after, dtype=dtype, seed=seed, kernels=kernels)
