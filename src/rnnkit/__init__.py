@@ -1,6 +1,8 @@
 """rnnkit: recurrent neural networks from first principles, fast on a CPU."""
-from .layers.stack import GRU, LSTM, RNN
-from .layers.recurrent import Recurrent
+from . import errors, functional, init, losses, optim
+from .gradcheck import check_module, gradcheck
+from .layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, Recurrent
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "Recurrent"]
+__all__ = ["RNN", "LSTM", "GRU", "Recurrent", "Module", "Linear", "Embedding", "Dropout",
+           "gradcheck", "check_module", "losses", "optim", "errors", "functional", "init"]

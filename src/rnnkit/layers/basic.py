@@ -1,0 +1,168 @@
+"""Linear, Embedding and Dropout: the layers around the recurrent core.
+
+    Linear      y = x W + b                 x (..., D), W (D, H), b (H,)  -> y (..., H)
+                dW += x^T dy, db += Σ dy, dx = dy W^T   (all leading axes flattened: one GEMM each)
+    Embedding   out = W[ids]                ids (...) integers in [0, V), W (V, E) -> out (..., E)
+                dW[v] += Σ_{ids = v} dout             (the padding_idx row gets no gradient)
+    Dropout     y = x * m / (1 - p)         m ~ Bernoulli(1 - p) in training; y = x in evaluation
+                dx = dy * m / (1 - p)                  (inverted dropout, Srivastava et al., 2014)
+
+Initialisation follows PyTorch: Linear W, b ~ U(±1/sqrt(D)); Embedding W ~ N(0, 1) with the
+padding_idx row zero. PyTorch stores Linear's weight as (H, D): torch_state_dict() gives W^T.
+"""
+import numpy as np
+
+from .. import init
+from .._checks import check_array, check_dtype, check_float, check_int, check_int_array, check_real
+from ..errors import DTypeError, InputError, ShapeError, StateDictError
+from .module import Module
+
+
+def _check_x(name, x, dtype, D):
+    """Check a float array (..., D) of the module's dtype."""
+    x = check_float(name, x, dtype)
+    if x.ndim < 1 or x.shape[-1] != D:
+        raise ShapeError(f"{name}: expected shape (..., {D}), got {x.shape}")
+    return x
+
+
+def _check_grad(name, d, shape, dtype):
+    """Check an upstream gradient of exactly `shape` and `dtype`."""
+    d = check_float(name, d, dtype)
+    if d.shape != tuple(shape):
+        raise ShapeError(f"{name}: expected shape {tuple(shape)} (the forward output's), got {d.shape}")
+    return d
+
+
+def _load_torch(module, state, mine):
+    """Copy a PyTorch-layout dict into `mine` (key -> (param, transposed?)) in place, checked."""
+    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    if missing or extra:
+        raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}"
+                             f" for {type(module).__name__}")
+    for key, (p, transpose) in mine.items():
+        v = np.asarray(state[key])
+        want = p.shape[::-1] if transpose else p.shape
+        if v.shape != want:
+            raise StateDictError(f"state_dict[{key!r}]: expected shape {want}, got {v.shape}")
+        if v.dtype.kind not in "fiu":
+            raise StateDictError(f"state_dict[{key!r}]: expected numbers, got dtype {v.dtype}")
+        p[...] = v.T if transpose else v
+
+
+class Linear(Module):
+    """y = x W + b over the last axis."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=0):
+        super().__init__()
+        self.D = check_int("in_features", in_features, low=1)
+        self.H = check_int("out_features", out_features, low=1)
+        self.dtype = check_dtype("dtype", dtype)
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(self.D)
+        self.W = self.add_param("W", init.uniform(rng, (self.D, self.H), k, self.dtype))  # (D, H)
+        self.b = self.add_param("b", init.uniform(rng, (self.H,), k, self.dtype)) if bias else None
+
+    def forward(self, x):
+        """x (..., D) -> y (..., H), cache."""
+        x = _check_x("x", x, self.dtype, self.D)
+        y = x.reshape(-1, self.D) @ self.W                                   # (N, H)
+        if self.b is not None:
+            y += self.b
+        return y.reshape(x.shape[:-1] + (self.H,)), x                        # (..., H)
+
+    def backward(self, dy, cache):
+        """dy (..., H) -> dx (..., D); adds dW and db."""
+        x = cache
+        dy = _check_grad("dy", dy, x.shape[:-1] + (self.H,), self.dtype).reshape(-1, self.H)  # (N, H)
+        self.grads["W"] += x.reshape(-1, self.D).T @ dy                     # (D, H)
+        if self.b is not None:
+            self.grads["b"] += dy.sum(axis=0)                               # (H,)
+        return (dy @ self.W.T).reshape(x.shape)                             # (..., D)
+
+    def torch_state_dict(self, grads=False):
+        """{"weight": W^T (H, D), "bias": b (H,)}: the layout of torch.nn.Linear."""
+        src = self.grads if grads else self.params
+        sd = {"weight": src["W"].T.copy()}                                   # (H, D)
+        if self.b is not None:
+            sd["bias"] = src["b"].copy()                                     # (H,)
+        return sd
+
+    def load_torch_state_dict(self, state):
+        """Copy torch.nn.Linear's weight (H, D) and bias (H,) into W and b in place."""
+        mine = {"weight": (self.W, True)}
+        if self.b is not None:
+            mine["bias"] = (self.b, False)
+        _load_torch(self, state, mine)
+
+
+class Embedding(Module):
+    """out = W[ids]: one row of W per integer id."""
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=0, padding_idx=None):
+        super().__init__()
+        self.V = check_int("num_embeddings", num_embeddings, low=1)
+        self.E = check_int("embedding_dim", embedding_dim, low=1)
+        self.dtype = check_dtype("dtype", dtype)
+        if padding_idx is not None:
+            padding_idx = check_int("padding_idx", padding_idx, 0, self.V - 1)
+        self.padding_idx = padding_idx
+        rng = np.random.default_rng(seed)
+        self.W = self.add_param("W", rng.standard_normal((self.V, self.E)).astype(self.dtype))  # (V, E)
+        if self.padding_idx is not None:
+            self.W[self.padding_idx] = 0
+
+    def forward(self, ids):
+        """ids (...) -> out (..., E), cache."""
+        ids = check_int_array("ids", ids, 0, self.V)
+        return self.W[ids], ids                                              # (..., E)
+
+    def backward(self, dout, cache):
+        """dout (..., E) -> None (ids have no gradient); adds dW, summing rows of repeated ids."""
+        ids = cache.reshape(-1)                                              # (N,)
+        dout = _check_grad("dout", dout, cache.shape + (self.E,), self.dtype).reshape(-1, self.E)
+        if self.padding_idx is not None:
+            keep = ids != self.padding_idx
+            ids, dout = ids[keep], dout[keep]
+        if ids.size:
+            order = np.argsort(ids, kind="stable")                           # sort, then sum runs
+            ids = ids[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])        # (U,) first of each run
+            self.grads["W"][ids[starts]] += np.add.reduceat(dout[order], starts, axis=0)  # (U, E)
+        return None
+
+    def torch_state_dict(self, grads=False):
+        """{"weight": W (V, E)}: the layout of torch.nn.Embedding."""
+        return {"weight": (self.grads if grads else self.params)["W"].copy()}
+
+    def load_torch_state_dict(self, state):
+        """Copy torch.nn.Embedding's weight (V, E) into W in place."""
+        _load_torch(self, state, {"weight": (self.W, False)})
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each element with probability p in training, identity in evaluation."""
+
+    def __init__(self, p, seed=0):
+        super().__init__()
+        self.p = check_real("p", p, low=0.0, high=1.0)
+        if self.p == 1:
+            raise InputError(f"p: expected a number in [0, 1), got {self.p}")
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x):
+        """x -> y (x's shape), cache = the scaled mask m / (1 - p), or None when it is the identity."""
+        x = check_array("x", x)
+        if x.dtype not in (np.float32, np.float64):
+            raise DTypeError(f"x: expected dtype float32 or float64, got {x.dtype.name}")
+        if not self.training or self.p == 0:
+            return x, None
+        m = (self.rng.random(x.shape, dtype=x.dtype) >= self.p) / x.dtype.type(1 - self.p)  # (...)
+        m = m.astype(x.dtype, copy=False)
+        return x * m, m
+
+    def backward(self, dy, cache):
+        """dy -> dx with the mask the forward pass drew."""
+        if cache is None:
+            return dy
+        return _check_grad("dy", dy, cache.shape, cache.dtype) * cache
