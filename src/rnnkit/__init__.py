@@ -1,8 +1,9 @@
 """rnnkit: recurrent neural networks from first principles, fast on a CPU."""
 from . import errors, functional, init, losses, optim
 from .gradcheck import check_module, gradcheck
+from .io.model_file import load, save
 from .layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, Recurrent
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "Recurrent", "Module", "Linear", "Embedding", "Dropout",
-           "gradcheck", "check_module", "losses", "optim", "errors", "functional", "init"]
+           "gradcheck", "check_module", "save", "load", "losses", "optim", "errors", "functional", "init"]

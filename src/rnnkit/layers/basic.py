@@ -55,6 +55,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=0):
         super().__init__()
+        self.set_config(in_features=in_features, out_features=out_features, bias=bias, dtype=dtype, seed=seed)
         self.D = check_int("in_features", in_features, low=1)
         self.H = check_int("out_features", out_features, low=1)
         self.dtype = check_dtype("dtype", dtype)
@@ -101,6 +102,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=0, padding_idx=None):
         super().__init__()
+        self.set_config(num_embeddings=num_embeddings, embedding_dim=embedding_dim, dtype=dtype, seed=seed,
+                        padding_idx=padding_idx)
         self.V = check_int("num_embeddings", num_embeddings, low=1)
         self.E = check_int("embedding_dim", embedding_dim, low=1)
         self.dtype = check_dtype("dtype", dtype)

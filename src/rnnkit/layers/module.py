@@ -98,6 +98,17 @@ class Module:
                 raise StateDictError(f"state_dict[{name!r}]: expected numbers, got dtype {v.dtype}")
             p[...] = v
 
+    # -- configuration --------------------------------------------------------------------------
+    def set_config(self, **kwargs):
+        """Record the constructor arguments (JSON-able; dtypes become their names) for config()."""
+        self._config = {k: (np.dtype(v).name if k == "dtype" else v) for k, v in kwargs.items()}
+
+    def config(self):
+        """{"type": class name, **constructor arguments}: what rnnkit.models.build needs to rebuild it."""
+        if not hasattr(self, "_config"):
+            raise NotImplementedError(f"{type(self).__name__} does not record its configuration")
+        return {"type": type(self).__name__, **self._config}
+
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         """Inference: forward without a cache."""

@@ -25,7 +25,7 @@ _TORCH = (("W_x", "weight_ih", True), ("W_h", "weight_hh", True), ("b_x", "bias_
 class RecurrentNet(Module):
     """The shared body of RNN, LSTM and GRU."""
 
-    mode = None
+    mode, OPTIONS = None, ()
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dropout=0.0, *, proj_size=0, nonlinearity="tanh", reset_after=True, peepholes=False,
@@ -45,6 +45,10 @@ class RecurrentNet(Module):
         self.reset_after, self.peepholes = bool(reset_after), bool(peepholes)
         self.dtype = check_dtype("dtype", dtype)
         self.seed = seed
+        self.set_config(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                        bidirectional=self.bidirectional, batch_first=self.batch_first, dropout=self.dropout,
+                        dtype=self.dtype, seed=seed, **self._options(proj_size=proj_size, nonlinearity=nonlinearity,
+                                                                    reset_after=reset_after, peepholes=peepholes))
         self.rng = np.random.default_rng(seed)         # weights, then dropout masks
         self.dirs = 2 if self.bidirectional else 1
         H_out = self.proj_size or self.hidden_size
@@ -55,6 +59,10 @@ class RecurrentNet(Module):
                     proj_size=self.proj_size, nonlinearity=nonlinearity, reset_after=reset_after,
                     peepholes=peepholes, reverse=d == 1, dtype=self.dtype, rng=self.rng,
                     kernels=kernels))
+
+    def _options(self, **options):
+        """The cell options this class's constructor takes (for config())."""
+        return {k: v for k, v in options.items() if k in self.OPTIONS}
 
     @staticmethod
     def _name(k, d):
@@ -179,7 +187,7 @@ class RecurrentNet(Module):
 
 class RNN(RecurrentNet):
     """Elman RNN, h_t = f(x_t W_x + h_{t-1} W_h + b), f in tanh / relu / sigmoid (nn.RNN's layout)."""
-    mode = "rnn"
+    mode, OPTIONS = "rnn", ("nonlinearity",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dropout=0.0, nonlinearity="tanh", dtype=np.float32, seed=0, kernels=None):
@@ -189,7 +197,7 @@ class RNN(RecurrentNet):
 
 class LSTM(RecurrentNet):
     """LSTM, gate order i, f, g, o, with optional projection (proj_size) and peepholes (nn.LSTM's layout)."""
-    mode = "lstm"
+    mode, OPTIONS = "lstm", ("proj_size", "peepholes")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dropout=0.0, proj_size=0, peepholes=False, dtype=np.float32, seed=0, kernels=None):
@@ -200,7 +208,7 @@ class LSTM(RecurrentNet):
 
 class GRU(RecurrentNet):
     """GRU, gate order r, z, n; reset_after=True is nn.GRU / cuDNN, False is Cho et al. 2014."""
-    mode = "gru"
+    mode, OPTIONS = "gru", ("reset_after",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dropout=0.0, reset_after=True, dtype=np.float32, seed=0, kernels=None):
