@@ -27,7 +27,9 @@ class Module:
     # -- building -------------------------------------------------------------------------------
     def add_param(self, name, value):
         """Register a parameter (and a zero gradient of the same shape) and return it."""
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value)
+        if not value.flags.c_contiguous:
+            value = value.copy()                       # C order; keeps 0-d shapes (ascontiguousarray would not)
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
         return value
