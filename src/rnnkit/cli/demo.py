@@ -8,8 +8,8 @@ import numpy as np
 
 def demo(args):
     """Train a small character-level LSTM on the standard library's source and print the loss falling."""
-    from . import LSTM, Embedding, Linear, losses, optim
-    from .data import Vocab, stdlib_corpus
+    from .. import LSTM, Embedding, Linear, losses, optim
+    from ..data import Vocab, stdlib_corpus
     text = stdlib_corpus(max_chars=200_000, seed=args.seed)
     vocab = Vocab(text, level="char", pad=None, unk=None, bos=None, eos=None)
     ids = vocab.encode(text)
@@ -40,17 +40,9 @@ def demo(args):
     return 0
 
 
-def main(argv=None):
-    """Entry point of the `rnnkit` script."""
-    parser = argparse.ArgumentParser(prog="rnnkit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def register(sub):
+    """Add the `demo` command."""
     p = sub.add_parser("demo", help="train a small char-level LSTM on built-in data")
     p.add_argument("--steps", type=int, default=200, help="training steps")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=demo)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

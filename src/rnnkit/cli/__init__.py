@@ -1,0 +1,42 @@
+"""The rnnkit command line: `rnnkit <command> ...` (also `python -m rnnkit`).
+
+Each command lives in its own module with a `register(subparsers)` function that adds its
+parsers and sets `func`; main() wires them together and turns every error a user can make into
+one line on stderr (exit status 2), never a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from ..errors import RnnkitError
+
+# modules under rnnkit.cli that define register(subparsers); a missing one is skipped
+COMMAND_MODULES = ("demo", "lm", "classify", "tag", "forecast", "seq2seq", "runs", "experiment", "bench")
+
+
+def build_parser():
+    """The argparse parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks on a CPU: "
+                                     "train, sample, predict, forecast, translate, and run experiments.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `rnnkit` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (RnnkitError, OSError) as e:
+        msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror}"
+        print(f"rnnkit {args.command}: error: {msg}", file=sys.stderr)
+        return 2
