@@ -2,8 +2,8 @@
 from . import errors, functional, init, losses, optim
 from .gradcheck import check_module, gradcheck
 from .io.model_file import load, save
-from .layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, Recurrent
+from .layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, MinGRU, MinLSTM, Module, Recurrent
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "Recurrent", "Module", "Linear", "Embedding", "Dropout",
+__all__ = ["RNN", "LSTM", "GRU", "MinGRU", "MinLSTM", "Recurrent", "Module", "Linear", "Embedding", "Dropout",
            "gradcheck", "check_module", "save", "load", "losses", "optim", "errors", "functional", "init"]
