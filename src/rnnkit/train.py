@@ -142,18 +142,27 @@ def _eval_batches(data):
     return data
 
 
-def evaluate(model, data, tbptt=False):
-    """{"loss": mean loss, "count": items, **summed metrics} over all of data; eval mode, no backward."""
+def evaluate(model, data, tbptt=False, parallel=None):
+    """{"loss": mean loss, "count": items, **summed metrics} over all of data; eval mode, no backward.
+
+    With `parallel` (rnnkit.distributed.DataParallel) the ranks share the batches (every rank
+    evaluates all of a TBPTT stream, whose windows must run in order) and add up their sums.
+    """
     was_training, loss_sum, count, totals, state = model.training, 0.0, 0, {}, None
+    share = parallel is not None and not tbptt
     model.eval()
     try:
-        for batch in _eval_batches(data):
+        for i, batch in enumerate(_eval_batches(data)):
+            if share and i % parallel.size != parallel.rank:
+                continue
             l, n, metrics, state = model.objective(batch, state if tbptt else None, train=False)
             loss_sum, count = loss_sum + float(l), count + int(n)
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0) + (v.item() if isinstance(v, np.generic) else v)
     finally:
         model.train(was_training)
+    if share:
+        loss_sum, count, totals = parallel.sum_eval(loss_sum, count, totals)
     if count == 0:
         raise InputError("data: expected at least one batch with counted items, got none")
     return {"loss": loss_sum / count, "count": count, **totals}
@@ -225,10 +234,15 @@ class Trainer:
                  val_data=None, eval_every=500, log_every=50, clip_norm=None, clip_value=None,
                  schedule=None, tbptt=False, run_dir=None, checkpoint_every=500, keep_best=True,
                  early_stopping=None, seed=0, progress=True, nonfinite="skip", resume=False,
-                 on_step=None, meta=None):
+                 on_step=None, meta=None, parallel=None):
         self._check_objects(model, optimizer, schedule, val_data, early_stopping)
         self.model, self.optimizer, self.schedule, self.val_data = model, optimizer, schedule, val_data
         self.data = as_batches(train_data)
+        self.parallel = parallel
+        if parallel is not None:
+            from .distributed import ShardedData
+            self.data = ShardedData(self.data, parallel.size, parallel.rank)
+            parallel.attach(model)
         if steps is None and epochs is None and minutes is None:
             raise InputError("steps/epochs/minutes: expected at least one of them, got none")
         self.max_steps, self.limit_reason = _step_limit(steps, epochs, len(self.data))
@@ -275,11 +289,19 @@ class Trainer:
     def _path(self, name):
         return os.path.join(self.run_dir, name)
 
+    @property
+    def writes(self):
+        """Whether this process writes files: always, except on ranks other than 0."""
+        return self.parallel is None or self.parallel.is_root
+
     def _open_run_dir(self):
         """Create the run folder; on resume load last.ckpt and the best weights; open metrics.jsonl."""
-        os.makedirs(self.run_dir, exist_ok=True)
+        if self.writes:
+            os.makedirs(self.run_dir, exist_ok=True)
         last = self._path(LAST)
-        if os.path.exists(last) and not self.resume:
+        exists = os.path.exists(last) if self.parallel is None else self.parallel.first(
+            os.path.exists(last) if self.parallel.is_root else None)
+        if exists and not self.resume:
             raise InputError(f"run_dir: {self.run_dir!r} already holds {LAST}; pass resume=True to "
                              f"continue that run, or choose another folder")
         if self.resume and os.path.exists(last):
@@ -287,8 +309,9 @@ class Trainer:
             self._load_state(state)
             self.saved_step, self.last_ckpt = self.step, last
             self._load_best()
-        self.log = MetricsLog(self._path(METRICS), resume_step=self.step)
-        self.history = list(self.log.records)
+        if self.writes:
+            self.log = MetricsLog(self._path(METRICS), resume_step=self.step)
+            self.history = list(self.log.records)
 
     def _load_best(self):
         """The best weights from best.ckpt, if it was written at the best step last.ckpt knows of."""
@@ -304,11 +327,14 @@ class Trainer:
         return {"step": self.step, "epoch": self.epoch(), "data": self.data.state(),
                 "best_val": self.best_val, "best_step": self.best_step, "bad_evals": self.bad_evals,
                 "skipped": self.skipped, "elapsed": self.elapsed(), "interval": dict(self.interval),
-                "meta": self.meta, "carry": self.carry}
+                "meta": self.meta,
+                "carry": self.carry if self.parallel is None else self.parallel.gather_carry(self.carry)}
 
     def _load_state(self, s):
         self.data.set_state(s["data"])
         self.step, self.skipped, self.carry = s["step"], s["skipped"], s["carry"]
+        if self.parallel is not None:
+            self.carry = self.parallel.split_carry(self.carry)
         self.elapsed0 = s["elapsed"]
         self.best_val, self.best_step, self.bad_evals = s["best_val"], s["best_step"], s["bad_evals"]
         self.interval = dict(s["interval"])
@@ -339,9 +365,11 @@ class Trainer:
 
     def save(self, path):
         """Write a checkpoint of the current state; NaN weights raise NonFiniteError, nothing written."""
+        state = self.trainer_state()          # collective with `parallel`: every rank takes part
+        if not self.writes:
+            return path
         try:
-            save_checkpoint(path, self.model, self.optimizer, self.schedule, self.trainer_state(),
-                            rng=self.rng)
+            save_checkpoint(path, self.model, self.optimizer, self.schedule, state, rng=self.rng)
         except NonFiniteError as e:
             raise NonFiniteError(f"step {self.step}: not saving {path}: {e}; the previous checkpoint "
                                  f"is kept") from None
@@ -359,6 +387,8 @@ class Trainer:
         self.model.zero_grad()
         loss_sum, count, metrics, state = self.model.objective(
             batch, self.carry if self.tbptt else None, train=True)
+        if self.parallel is not None:       # the whole batch's mean gradient on every rank
+            loss_sum, count, metrics = self.parallel.reduce(loss_sum, count, metrics)
         if self.clip_norm is not None:
             norm = optim.clip_grad_norm(self.model, self.clip_norm)
         else:   # the same global norm clip_grad_norm computes
@@ -406,12 +436,12 @@ class Trainer:
     # -- evaluation, logging, checkpoints ---------------------------------------------------------
     def evaluate_now(self):
         """Evaluate on val_data; track the best; step a plateau schedule; return the val record."""
-        v = evaluate(self.model, self.val_data, self.tbptt)
+        v = evaluate(self.model, self.val_data, self.tbptt, self.parallel)
         if self.best_val is None or v["loss"] < self.best_val:
             self.best_val, self.best_step, self.bad_evals = v["loss"], self.step, 0
             if self.keep_best:
                 self.best_weights = self.model.state_dict()
-                if self.run_dir is not None:
+                if self.run_dir is not None:   # (a no-op on ranks other than 0)
                     self.best_ckpt = self.save(self._path(BEST))
         else:
             self.bad_evals += 1
@@ -456,7 +486,11 @@ class Trainer:
         return bool(self.on_step(self, info)) if self.on_step is not None else False
 
     def stop_reason(self, flag):
-        """Why the loop must stop before the next step, or None."""
+        """Why the loop must stop before the next step, or None; with `parallel`, the ranks agree."""
+        reason = self._local_stop_reason(flag)
+        return reason if self.parallel is None else self.parallel.first(reason)
+
+    def _local_stop_reason(self, flag):
         if flag.requested:
             return "interrupted"
         if self.max_steps is not None and self.step >= self.max_steps:
@@ -473,7 +507,7 @@ class Trainer:
         if self.run_dir is not None:
             self._open_run_dir()
         self.bar = self.progress if hasattr(self.progress, "update") else (
-            ProgressBar(self.max_steps) if self.progress else None)
+            ProgressBar(self.max_steps) if self.progress and self.writes else None)
         self.t_interval = time.monotonic()      # the interval's counts may come from a checkpoint
         self.model.train()
         try:
@@ -520,7 +554,7 @@ class Trainer:
 def fit(model, optimizer, train_data, *, steps=None, epochs=None, minutes=None, val_data=None,
         eval_every=500, log_every=50, clip_norm=None, clip_value=None, schedule=None, tbptt=False,
         run_dir=None, checkpoint_every=500, keep_best=True, early_stopping=None, seed=0,
-        progress=True, nonfinite="skip", resume=False, on_step=None, meta=None):
+        progress=True, nonfinite="skip", resume=False, on_step=None, meta=None, parallel=None):
     """Train `model` with `optimizer` on `train_data` and return a FitResult (see the module docstring)."""
     options = dict(locals())
     for k in ("model", "optimizer", "train_data"):
