@@ -31,7 +31,7 @@ def train(args):
     data = StreamWindows(ids, args.batch, args.seq_len)
     fit(model, opt, data, steps=args.warmup, tbptt=True, progress=False, parallel=parallel)
     t0 = time.perf_counter()
-    fit(model, opt, data, steps=args.warmup + args.steps, tbptt=True, progress=False, parallel=parallel)
+    fit(model, opt, data, steps=args.steps, tbptt=True, progress=False, parallel=parallel)
     dt = time.perf_counter() - t0
     rank = 0 if parallel is None else parallel.rank
     if rank == 0:
