@@ -1,8 +1,9 @@
 """Layers: Module, Linear, Embedding, Dropout, the unroll (Recurrent) and the stacked RNN/LSTM/GRU."""
+from .attention import Attention
 from .basic import Dropout, Embedding, Linear
 from .minimal import MinGRU, MinLSTM
 from .module import Module
 from .recurrent import Recurrent
 from .stack import GRU, LSTM, RNN, RecurrentNet
 
-__all__ = ["Module", "Linear", "Embedding", "Dropout", "Recurrent", "RecurrentNet", "RNN", "LSTM", "GRU", "MinGRU", "MinLSTM"]
+__all__ = ["Attention", "Module", "Linear", "Embedding", "Dropout", "Recurrent", "RecurrentNet", "RNN", "LSTM", "GRU", "MinGRU", "MinLSTM"]
