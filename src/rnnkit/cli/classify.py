@@ -1,0 +1,148 @@
+"""`rnnkit train classify` (sentence classification) and `rnnkit predict RUN "text" ...`.
+
+Data: a TSV / CSV / JSONL file with a text and a label column (or key), a file of "label text"
+lines (--format sst), or --data-dir with one text file per class (file name = class, one example
+per line). The model is a ManyToOne: word embedding, RNN/LSTM/GRU stack over the real tokens of
+each sentence (lengths), a softmax over the classes; the word vocabulary is built on the training
+split (lowercased, <unk> for the rest). `predict` prints the likeliest class and its probability.
+"""
+import numpy as np
+
+from .. import tasks
+from ..data import Vocab, read_labelled, read_text
+from ..models import ManyToOne, build
+from .common import (add_training_args, check_file, check_training_args, fail, load_run, new_model,
+                     resume_state, train_model, train_subparsers)
+
+CLASSIFY_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
+
+
+def _column(v):
+    """A column given on the command line: an index when it is a number, else a name."""
+    return int(v) if v is not None and v.isdigit() else v
+
+
+def read_examples(args, path=None, flag="--data"):
+    """Labelled examples of --data (or `path`), or of --data-dir."""
+    if path is None and getattr(args, "data_dir", None):
+        return tasks.read_class_files(args.data_dir)
+    path = check_file(flag, path or args.data)
+    return read_labelled(path, args.format, _column(args.text_column), _column(args.label_column))
+
+
+def split(args, data, classes):
+    """(train texts, train labels, val texts, val labels) by --val-data or a seeded --val-split."""
+    labels = tasks.relabel(data, classes)
+    if getattr(args, "val_data", None):
+        val = read_examples(args, args.val_data, "--val-data")
+        return data.texts, labels, val.texts, tasks.relabel(val, classes)
+    tr, va = tasks.split_indices(len(data.texts), args.val_split, args.seed)
+    return ([data.texts[i] for i in tr], labels[tr], [data.texts[i] for i in va], labels[va])
+
+
+def build_classifier(args, vocab_size, n_classes):
+    """A ManyToOne classifier from the command's flags."""
+    return ManyToOne(vocab_size=vocab_size, num_outputs=n_classes, embedding_dim=args.embedding,
+                     cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
+                     bidirectional=args.bidirectional, dropout=args.dropout, readout=args.readout,
+                     dtype=args.dtype, seed=args.seed)
+
+
+def cmd_train_classify(args):
+    """`rnnkit train classify`."""
+    if bool(args.data) == bool(args.data_dir):
+        fail("--data / --data-dir: give exactly one (a labelled file, or a folder with one file per class)")
+    check_training_args(args)
+    prev = resume_state(args, "classify")
+    data = read_examples(args)
+    classes = prev[1]["classes"] if prev else data.classes
+    texts, labels, val_texts, val_labels = split(args, data, classes)
+    vocab = Vocab.from_json(prev[1]["vocab"]) if prev else tasks.word_vocab(texts, args.vocab_size)
+    xs = tasks.encode_texts(vocab, texts, args.max_len)
+    train = tasks.sequence_batches(xs, labels, args.batch, vocab.pad_id, args.seed)
+    val = None
+    if len(val_texts):
+        val = tasks.sequence_batches(tasks.encode_texts(vocab, val_texts, args.max_len), val_labels,
+                                     args.batch, vocab.pad_id, shuffle=False)
+    model = build(prev[0]) if prev else new_model(build_classifier, args, len(vocab), len(classes))
+    print(f"classifier: {len(classes)} classes {classes[:10]}, {len(texts):,} training and "
+          f"{len(val_texts):,} validation examples, {len(vocab):,} words; "
+          f"{model.num_parameters():,} parameters")
+    meta = {"vocab": vocab.to_json(), "classes": list(classes), "max_len": args.max_len}
+    train_model(args, model, train, val, "classify", meta)
+    if len(val_texts):
+        _print_scores(model, vocab, val_texts, val_labels, classes, args.max_len, "validation")
+    return 0
+
+
+def scores(model, vocab, texts, labels, classes, max_len):
+    """{"accuracy", "count", "per_class"} of the model on labelled texts."""
+    probs = tasks.classify_probs(model, tasks.encode_texts(vocab, texts, max_len))   # (N, C)
+    pred = probs.argmax(axis=1)                                              # (N,)
+    return {"accuracy": float(np.mean(pred == labels)), "count": len(texts),
+            "per_class": tasks.per_class(pred, np.asarray(labels), classes)}
+
+
+def _print_scores(model, vocab, texts, labels, classes, max_len, what):
+    s = scores(model, vocab, texts, labels, classes, max_len)
+    print(f"{what} accuracy {s['accuracy']:.4f} on {s['count']:,} examples")
+    for name, c in s["per_class"].items():
+        acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.4f}"
+        print(f"  {name}: {acc} ({c['correct']}/{c['count']})")
+
+
+def cmd_predict(args):
+    """`rnnkit predict RUN TEXT...`: the likeliest class of each text and its probability."""
+    model, meta = load_run(args.run_dir, "classify", "predict")
+    texts = list(args.texts)
+    if args.file:
+        texts += [line.strip() for line in read_text(check_file("--file", args.file)).splitlines() if line.strip()]
+    if not texts:
+        fail("TEXT: give at least one text to classify (or --file FILE with one text per line)")
+    vocab, classes = Vocab.from_json(meta["vocab"]), meta["classes"]
+    probs = tasks.classify_probs(model, tasks.encode_texts(vocab, texts, meta.get("max_len")))   # (N, C)
+    for text, p in zip(texts, probs):
+        k = int(p.argmax())
+        print(f"{classes[k]}\t{p[k]:.3f}\t{text}")
+    return 0
+
+
+def add_data_args(p):
+    """The flags that say how to read a labelled file."""
+    p.add_argument("--format", choices=("tsv", "csv", "jsonl", "sst"), default=None,
+                   help="file format (default: from the extension; sst = 'label text' lines)")
+    p.add_argument("--text-column", default=None, help="name (or 0-based index) of the text column")
+    p.add_argument("--label-column", default=None, help="name (or 0-based index) of the label column")
+
+
+def register(sub):
+    """Add `train classify` and `predict`."""
+    p = train_subparsers(sub).add_parser("classify", help="a sentence classifier on labelled texts",
+                                         description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, metavar="FILE", help="labelled texts (TSV, CSV, JSONL or 'label text')")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder with one text file per class")
+    p.add_argument("--val-data", default=None, metavar="FILE", help="validation file (default: --val-split of --data)")
+    add_data_args(p)
+    p.add_argument("--embedding", type=int, default=64, help="word embedding size")
+    p.add_argument("--vocab-size", type=int, default=20000, help="keep the most frequent words")
+    p.add_argument("--max-len", type=int, default=400, help="cut texts to this many tokens")
+    p.add_argument("--readout", choices=("last", "mean", "max", "final_states"), default="last",
+                   help="how the states of a sentence become one vector")
+    add_training_args(p, **CLASSIFY_DEFAULTS)
+    p.set_defaults(func=cmd_train_classify)
+
+    p = sub.add_parser("predict", help="classify texts with a trained classifier",
+                       description="Print the likeliest class, its probability and the text.")
+    p.add_argument("run_dir", metavar="RUN", help="run folder written by `rnnkit train classify`")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--file", default=None, help="a file with one text per line")
+    p.set_defaults(func=cmd_predict)
+
+
+def evaluate_classify(args, model, meta):
+    """Scores of a classify run on --data (for `rnnkit evaluate`)."""
+    data = read_examples(args)
+    classes = meta["classes"]
+    return scores(model, Vocab.from_json(meta["vocab"]), data.texts, tasks.relabel(data, classes),
+                  classes, meta.get("max_len"))
+
