@@ -22,6 +22,10 @@ from .errors import InputError, StateDictError
 
 def _named_triples(params):
     """Checked (name, param, grad) triples from a Module or an iterable of triples."""
+    if not hasattr(params, "named_parameters") and (isinstance(params, (str, bytes, dict))
+                                                    or not hasattr(params, "__iter__")):
+        raise InputError(f"params: expected a Module or an iterable of (name, param, grad) triples, "
+                         f"got {type(params).__name__}")
     triples = list(params.named_parameters() if hasattr(params, "named_parameters") else params)
     if not triples:
         raise InputError("params: expected at least one (name, param, grad) triple, got none")
@@ -90,6 +94,8 @@ class Optimizer:
         if not isinstance(meta, dict) or meta.get("type") != type(self).__name__:
             got = meta.get("type") if isinstance(meta, dict) else type(meta).__name__
             raise StateDictError(f"meta['type']: expected {type(self).__name__!r}, got {got!r}")
+        if not isinstance(arrays, dict):
+            raise StateDictError(f"arrays: expected a dict of state arrays, got {type(arrays).__name__}")
         missing = [k for k in ("lr", "step", *self.hyper_names) if k not in meta]
         if missing:
             raise StateDictError(f"meta: missing keys {missing}")

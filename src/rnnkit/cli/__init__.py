@@ -34,9 +34,30 @@ def main(argv=None):
     """Entry point of the `rnnkit` script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_other_ranks()
     try:
         return args.func(args) or 0
     except (RnnkitError, OSError) as e:
         msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror}"
         print(f"rnnkit {args.command}: error: {msg}", file=sys.stderr)
+        _abort_mpi_job(2)
         return 2
+    except BaseException:
+        _abort_mpi_job(1)
+        raise
+
+
+def _quiet_other_ranks():
+    """Under mpiexec, only rank 0 prints (every rank runs the same command)."""
+    import os
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        if os.environ.get(var, "0") not in ("", "0"):
+            sys.stdout = open(os.devnull, "w")
+            return
+
+
+def _abort_mpi_job(code):
+    """Under mpiexec, a rank that fails takes the whole job down instead of leaving the others waiting."""
+    if "mpi4py.MPI" in sys.modules and sys.modules["mpi4py.MPI"].COMM_WORLD.Get_size() > 1:
+        sys.stderr.flush()
+        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)

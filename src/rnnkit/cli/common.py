@@ -8,6 +8,8 @@ A run folder (--run DIR, default runs/<task>-<YYYYmmdd-HHMMSS>) holds
     metrics.jsonl   one JSON line per log interval or evaluation (rnnkit.train.fit)
     model.rnnkit    the trained model (best weights) + metadata {"task": ..., vocabulary, ...}
     loss.png        training and validation loss against the step
+    diagnostics.jsonl  with --diagnostics N: per-step gradient norms, gate saturation, hidden-state
+                    traces every N steps (rnnkit.diagnostics; pictures: rnnkit inspect RUN --plots)
 
 The budget is whichever of --epochs, --minutes, --steps the user gave (all of them: the first
 reached stops); when none is given, the command's own default budget applies. Ctrl-C stops after
@@ -16,6 +18,7 @@ the current step and leaves last.ckpt; the same command with --resume continues 
 Training runs OpenBLAS on one thread unless OMP/OPENBLAS/MKL_NUM_THREADS says otherwise.
 """
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -121,6 +124,9 @@ def add_training_args(parser, **defaults):
     g.add_argument("--run", default=d["run"], metavar="DIR", help="run folder (default runs/<task>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --run DIR from its last checkpoint")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--diagnostics", type=int, default=None, metavar="N",
+                   help="every N steps, record gradient norms per time step, gate saturation and "
+                        "hidden-state traces into diagnostics.jsonl (see rnnkit inspect RUN --plots)")
     extra = {k: v for k, v in defaults.items() if k not in DEFAULTS and k not in BUDGET_KEYS}
     parser.set_defaults(default_budget=budget, **extra)
     return parser
@@ -304,19 +310,38 @@ def _progress(args, b, train_data):
     return BudgetBar(min(steps) if steps else None, b["minutes"])
 
 
+def _diagnostics(args, model, kwargs):
+    """With --diagnostics N: a Recorder put into kwargs["on_step"] (a context that removes it)."""
+    every = getattr(args, "diagnostics", None)
+    if every is None:
+        return contextlib.nullcontext()
+    if every < 1:
+        fail(f"--diagnostics: expected an integer >= 1 (steps between records), got {every}")
+    from ..diagnostics import Recorder
+    kwargs["on_step"] = Recorder(model, every, on_step=kwargs.get("on_step"))
+    return kwargs["on_step"]
+
+
 def train_model(args, model, train_data, val_data, task, meta, **fit_kwargs):
     """fit() into the run folder with a progress bar, resume and Ctrl-C; save model.rnnkit and loss.png.
 
     fit_kwargs go to rnnkit.train.fit (e.g. tbptt=True, log_every=10); returns its FitResult.
     """
+    from ..distributed import DataParallel, mpi_world_size
     from ..io.model_file import save
     from ..train import fit
     check_training_args(args)
     blas_threads(1)
     optimizer = make_optimizer(args, model)
+    # under `mpiexec -n N`: data-parallel over N ranks; rank 0 alone writes and prints
+    parallel = DataParallel() if mpi_world_size() > 1 else None
+    root = parallel is None or parallel.is_root
     path = run_dir(args, task)
-    os.makedirs(path, exist_ok=True)
-    if not args.resume:
+    if parallel is not None:
+        path = parallel.first(path if root else None)     # one folder name for all ranks
+    if root:
+        os.makedirs(path, exist_ok=True)
+    if root and not args.resume:
         _write_run_info(path, args, task)
     b = budget(args)
     if args.eval_every is None:
@@ -326,9 +351,13 @@ def train_model(args, model, train_data, val_data, task, meta, **fit_kwargs):
                   clip_norm=args.clip if args.clip and args.clip > 0 else None,
                   run_dir=path, checkpoint_every=max(args.eval_every, 100),
                   early_stopping=args.early_stopping if val_data is not None else None,
-                  seed=args.seed, progress=_progress(args, b, train_data), resume=args.resume, meta=meta)
+                  seed=args.seed, progress=_progress(args, b, train_data) if root else False,
+                  resume=args.resume, meta=meta, parallel=parallel)
     kwargs.update(fit_kwargs)
-    result = fit(model, optimizer, train_data, **kwargs)
+    with _diagnostics(args, model, kwargs):
+        result = fit(model, optimizer, train_data, **kwargs)
+    if not root:
+        return result
     summary = {"steps": result.steps, "epochs": round(result.epoch, 4), "best_val": result.best_val,
                "best_step": result.best_step, "stop_reason": result.stop_reason}
     save(model, os.path.join(path, MODEL_FILE), task=task, training=summary, **meta)

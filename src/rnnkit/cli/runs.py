@@ -5,7 +5,8 @@ evaluate, by the run's task:
     classify  accuracy and, per class, the fraction of its examples predicted right
     tag       token accuracy (padding excluded)
 inspect: the run's flags and model configuration, parameter counts per module, the training summary
-and metrics (first and last loss, best validation loss), and the files with their sizes.
+and metrics (first and last loss, best validation loss), and the files with their sizes; with
+--plots, also the pictures of diagnostics.jsonl (rnnkit.diagnostics) written into the run folder.
 """
 import json
 import os
@@ -90,6 +91,16 @@ def _metrics_summary(path):
     return out
 
 
+def _plots(path):
+    """Lines for --plots: the diagnostics pictures written into the run folder, or how to record them."""
+    from ..diagnostics import DIAGNOSTICS, plot_diagnostics, read_diagnostics
+    records = read_diagnostics(os.path.join(path, DIAGNOSTICS))
+    if not records:
+        return [f"  no {DIAGNOSTICS} in {path}: record diagnostics while training with "
+                f"`rnnkit train TASK ... --diagnostics 50` (every 50 steps)"]
+    return ["  " + p for p in plot_diagnostics(records, path)]
+
+
 def cmd_inspect(args):
     """`rnnkit inspect RUN`."""
     path = args.run_dir
@@ -115,6 +126,9 @@ def cmd_inspect(args):
                                        for k, v in meta["training"].items()))
     print("metrics:")
     print("\n".join(_metrics_summary(path)))
+    if getattr(args, "plots", False):
+        print("plots:")
+        print("\n".join(_plots(path)))
     print("files:")
     for name in sorted(os.listdir(path)):
         print(f"  {name:<24} {os.path.getsize(os.path.join(path, name)):>12,} bytes")
@@ -136,4 +150,7 @@ def register(sub):
     p = sub.add_parser("inspect", help="show a run's configuration, parameters, metrics and files",
                        description="Show what a run folder holds.")
     p.add_argument("run_dir", metavar="RUN", help="run folder")
+    p.add_argument("--plots", action="store_true",
+                   help="draw diagnostics.jsonl (gradient norm per time step, gate saturation, hidden "
+                        "states) as PNG files in the run folder")
     p.set_defaults(func=cmd_inspect)

@@ -43,7 +43,8 @@ def pad_sequences(seqs, pad=0, batch_first=False, dtype=np.int64):
 def length_mask(lengths, T=None, batch_first=False, dtype=np.float32):
     """Mask (T, B) (or (B, T)): 1 where t < lengths[b], else 0."""
     lengths = check_int_array("lengths", lengths, 0, np.iinfo(np.int64).max, ndim=1)
-    T = int(lengths.max(initial=0)) if T is None else check_int("T", T, low=0)
+    T_min = int(lengths.max(initial=0))
+    T = T_min if T is None else check_int("T", T, low=T_min)            # every length fits in T
     mask = (np.arange(T)[:, None] < lengths[None, :]).astype(dtype)   # (T, B)
     return np.ascontiguousarray(mask.T) if batch_first else mask
 

@@ -137,7 +137,10 @@ def _delimited(p, text, delimiter, text_column, label_column):
     """(line, text, label) rows of a TSV or CSV file."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
-    rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    try:
+        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as e:          # e.g. a field over csv.field_size_limit()
+        raise InputError(f"{p}: line {reader.line_num}: cannot parse: {e}") from None
     first = [c.strip().lower() for c in rows[0][1]] if rows else []
     named = {n for n in (text_column, label_column) if isinstance(n, str)}
     is_header = any(c in TEXT_NAMES + LABEL_NAMES or c in {n.lower() for n in named} for c in first)
@@ -180,6 +183,8 @@ def _jsonl(p, text, text_column, label_column):
             objs = [(f"item {i}", o) for i, o in enumerate(json.loads(text))]
         except json.JSONDecodeError as e:
             raise InputError(f"{p}: not valid JSON: {e}") from None
+        except RecursionError:
+            raise InputError(f"{p}: not usable JSON: nested too deeply") from None
     else:
         objs = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -188,13 +193,17 @@ def _jsonl(p, text, text_column, label_column):
                     objs.append((f"line {n}", json.loads(line)))
                 except json.JSONDecodeError as e:
                     raise InputError(f"{p}: line {n}: not valid JSON: {e}") from None
+                except RecursionError:
+                    raise InputError(f"{p}: line {n}: not usable JSON: nested too deeply") from None
     out = []
     for where, o in objs:
         if not isinstance(o, dict):
             raise InputError(f"{p}: {where}: expected a JSON object, got {type(o).__name__}")
         tk = _key(p, o, text_column, TEXT_NAMES, "text", where)
         lk = _key(p, o, label_column, LABEL_NAMES, "label", where)
-        out.append((where.split()[-1], str(o[tk]), _label_str(o[lk])))
+        text, label = o[tk], o[lk]      # null counts as empty (rejected by _finish)
+        out.append((where.split()[-1], "" if text is None else str(text),
+                    "" if label is None else _label_str(label)))
     return out
 
 
@@ -242,7 +251,7 @@ def read_labelled(path, format=None, text_column=None, label_column=None):
         format = _EXTENSIONS[ext]
     check_choice("format", format, FORMATS)
     for name, v in (("text_column", text_column), ("label_column", label_column)):
-        if v is not None and not isinstance(v, (str, int)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
             raise InputError(f"{name}: expected a column name or index, got {v!r}")
     text = read_text(p)
     if format in ("tsv", "csv"):

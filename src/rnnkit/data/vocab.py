@@ -80,6 +80,8 @@ def _flatten(tokens, level, lowercase):
     """Tokens from a str (split by level), a list of str, or a list of token lists."""
     if isinstance(tokens, str):
         return tokenize(tokens, level, lowercase)
+    if isinstance(tokens, (bytes, dict)) or not hasattr(tokens, "__iter__"):
+        raise InputError(f"tokens: expected a str, str tokens or lists of them, got {type(tokens).__name__}")
     out = []
     for item in tokens:
         if isinstance(item, str):
@@ -159,6 +161,9 @@ class Vocab:
 
     def encode(self, tokens, add_bos=False, add_eos=False):
         """Ids (T,) int64 of a str (split by level) or a list of tokens; unknowns -> <unk> or error."""
+        if not isinstance(tokens, str) and (isinstance(tokens, (bytes, dict))
+                                            or not hasattr(tokens, "__iter__")):
+            raise InputError(f"tokens: expected a str or a list of tokens, got {type(tokens).__name__}")
         toks = self.tokenize(tokens) if isinstance(tokens, str) else list(tokens)
         missing = [t for t in dict.fromkeys(toks) if t not in self.stoi]
         if missing and self.unk_id is None:

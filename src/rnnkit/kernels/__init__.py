@@ -1,8 +1,14 @@
-"""The cells' elementwise math fused with numba, one loop over (B, H) per call.
+"""The cells' elementwise math fused with numba, and whole-sequence loops built on it.
 
-Same names, signatures and results as rnnkit.cells (tests assert kernel == cell); caches may differ
-in layout and are only read by the matching backward. Compiled kernels are cached on disk
-(numba's cache=True), so the compile cost is paid once per machine, not on every run.
+    fastmath     tanh, sigmoid: vectorised rationals in float32 (|error| < 5e-7), exact in float64
+    cellkernels  one fused pass per step; same names, signatures and results as rnnkit.cells
+                 (tests assert kernel == cell); caches may differ and are read only by the
+                 matching backward
+    seqloops     the time loop itself inside numba, for steps too small for a BLAS call
+    sequence     the fused forward/backward of a whole layer that rnnkit.layers.Recurrent uses
+Compiled kernels are cached on disk (numba's cache=True): the compile cost is paid once per
+machine. numba keys that cache on each file's own text, so a file that calls into another carries
+the other's hash (FASTMATH_SHA, CELLKERNELS_SHA; tests/test_kernels.py says when to update them).
 """
 
 

@@ -10,6 +10,8 @@
 Initialisation follows PyTorch: Linear W, b ~ U(±1/sqrt(D)); Embedding W ~ N(0, 1) with the
 padding_idx row zero. PyTorch stores Linear's weight as (H, D): torch_state_dict() gives W^T.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from .. import init
@@ -34,20 +36,31 @@ def _check_grad(name, d, shape, dtype):
     return d
 
 
+def _check_cache(cache, ok):
+    """Raise unless `cache` came from forward (ok(cache) is True)."""
+    if cache is None or not ok(cache):
+        raise InputError(f"cache: expected the cache that forward returned, got {cache!r:.60}")
+
+
 def _load_torch(module, state, mine):
     """Copy a PyTorch-layout dict into `mine` (key -> (param, transposed?)) in place, checked."""
+    if not isinstance(state, Mapping):
+        raise StateDictError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
     missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
     if missing or extra:
         raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}"
                              f" for {type(module).__name__}")
-    for key, (p, transpose) in mine.items():
+    values = []
+    for key, (p, transpose) in mine.items():           # check every entry before copying any
         v = np.asarray(state[key])
         want = p.shape[::-1] if transpose else p.shape
         if v.shape != want:
             raise StateDictError(f"state_dict[{key!r}]: expected shape {want}, got {v.shape}")
         if v.dtype.kind not in "fiu":
             raise StateDictError(f"state_dict[{key!r}]: expected numbers, got dtype {v.dtype}")
-        p[...] = v.T if transpose else v
+        values.append((p, v.T if transpose else v))
+    for p, v in values:
+        p[...] = v
 
 
 class Linear(Module):
@@ -59,7 +72,7 @@ class Linear(Module):
         self.D = check_int("in_features", in_features, low=1)
         self.H = check_int("out_features", out_features, low=1)
         self.dtype = check_dtype("dtype", dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_int("seed", seed, low=0))
         k = 1.0 / np.sqrt(self.D)
         self.W = self.add_param("W", init.uniform(rng, (self.D, self.H), k, self.dtype))  # (D, H)
         self.b = self.add_param("b", init.uniform(rng, (self.H,), k, self.dtype)) if bias else None
@@ -74,6 +87,7 @@ class Linear(Module):
 
     def backward(self, dy, cache):
         """dy (..., H) -> dx (..., D); adds dW and db."""
+        _check_cache(cache, lambda c: isinstance(c, np.ndarray) and c.ndim >= 1 and c.shape[-1] == self.D)
         x = cache
         dy = _check_grad("dy", dy, x.shape[:-1] + (self.H,), self.dtype).reshape(-1, self.H)  # (N, H)
         self.grads["W"] += x.reshape(-1, self.D).T @ dy                     # (D, H)
@@ -110,7 +124,7 @@ class Embedding(Module):
         if padding_idx is not None:
             padding_idx = check_int("padding_idx", padding_idx, 0, self.V - 1)
         self.padding_idx = padding_idx
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_int("seed", seed, low=0))
         self.W = self.add_param("W", rng.standard_normal((self.V, self.E)).astype(self.dtype))  # (V, E)
         if self.padding_idx is not None:
             self.W[self.padding_idx] = 0
@@ -122,6 +136,7 @@ class Embedding(Module):
 
     def backward(self, dout, cache):
         """dout (..., E) -> None (ids have no gradient); adds dW, summing rows of repeated ids."""
+        _check_cache(cache, lambda c: isinstance(c, np.ndarray) and c.dtype.kind in "iu")
         ids = cache.reshape(-1)                                              # (N,)
         dout = _check_grad("dout", dout, cache.shape + (self.E,), self.dtype).reshape(-1, self.E)
         if self.padding_idx is not None:
@@ -151,7 +166,7 @@ class Dropout(Module):
         self.p = check_real("p", p, low=0.0, high=1.0)
         if self.p == 1:
             raise InputError(f"p: expected a number in [0, 1), got {self.p}")
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_int("seed", seed, low=0))
 
     def forward(self, x):
         """x -> y (x's shape), cache = the scaled mask m / (1 - p), or None when it is the identity."""

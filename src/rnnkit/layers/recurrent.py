@@ -9,6 +9,15 @@ Shapes are time-major: x (T, B, D), out (T, B, H_out) with H_out = proj_size or 
 With `lengths`, steps t >= lengths[b] leave sequence b's state unchanged and output zeros, so the
 final state is the state at the last real step; `reverse=True` runs each sequence from its own
 last real step back to its first (PyTorch's packed-sequence behaviour).
+
+The loop here (_unroll, one Steps.step per t) is the readable reference. With the numba kernels,
+a layer without `lengths` (except an LSTM with projection or a Cho-form GRU) runs the fused
+whole-sequence path of rnnkit.kernels.sequence instead: the same computation with preallocated
+buffers and one fused kernel per step; the tests assert the two agree.
+
+Diagnostics hook: with `layer.probe` set (rnnkit.diagnostics), a cached forward takes the reference
+loop and calls probe.forward(layer, out, cache); its backward calls probe.backward(layer, N, cache)
+with N (T, B) = ||dL/dh_t|| per sequence in loop order. probe = None (the default) costs nothing.
 """
 import os
 
@@ -52,8 +61,13 @@ class Recurrent(Module):
         self.dtype = check_dtype("dtype", dtype)
         self.mode, self.reverse = mode, reverse
         self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
-        self.steps = make_steps(mode, cell_functions(kernels), nonlinearity, reset_after,
-                                peepholes, proj_size > 0)
+        fns = cell_functions(kernels)
+        self.steps = make_steps(mode, fns, nonlinearity, reset_after, peepholes, proj_size > 0)
+        self.fused = None        # whole-sequence runner of the numba kernels, where one applies
+        if fns is not cells:
+            from ..kernels.sequence import fused_runner
+            self.fused = fused_runner(mode, nonlinearity, reset_after, peepholes, proj_size > 0)
+        self.probe = None        # diagnostics hook (rnnkit.diagnostics); None: off, no cost
         rng = rng if rng is not None else np.random.default_rng(0)
         H, GH, H_out = hidden_size, self.steps.n_gates * hidden_size, proj_size or hidden_size
         k = 1 / np.sqrt(H)
@@ -94,13 +108,29 @@ class Recurrent(Module):
             raise ShapeError(f"x: expected last dimension {self.input_size} (input_size), got shape {x.shape}")
         lengths = check_lengths(lengths, T, B)
         state = self._check_state(state, B)
-        P, steps = self.params, self.steps
         idx = reverse_index(lengths, T, B) if self.reverse else None
         if idx is not None:
             x = reverse_padded(x, idx)
         masks = step_masks(lengths, T, bool)
+        probed = self.probe is not None and need_cache          # the probe reads the per-step loop
+        if self.fused is not None and masks is None and T > 0 and not probed:
+            out, state, fused = self.fused.forward(self.params, x, state, need_cache)
+            cache = dict(x=x, fused=fused, idx=idx)
+        else:
+            out, state, cache = self._unroll(x, state, masks, need_cache)
+            cache.update(x=x, masks=masks, idx=idx)
+        if idx is not None:
+            out = reverse_padded(out, idx)
+        if probed:
+            self.probe.forward(self, out, cache)
+        return out, state, cache if need_cache else None
+
+    def _unroll(self, x, state, masks, need_cache):
+        """The reference loop over time, one Steps.step per t -> out, final state, cache."""
+        T, B, D = x.shape
+        P, steps = self.params, self.steps
         b = P["b_x"] + P["b_h"] if steps.fold_bias else P["b_x"]
-        AX = (x.reshape(T * B, D) @ P["W_x"] + b).reshape(T, B, -1)   # (T, B, G*H)
+        AX = (x.reshape(T * B, D) @ P["W_x"] + b).reshape(T, B, b.shape[0])   # (T, B, G*H)
         out = np.empty((T, B, self.output_size), self.dtype)          # (T, B, H_out)
         Hprev = np.empty((T, B, self.output_size), self.dtype) if need_cache else None
         caches = []
@@ -115,24 +145,34 @@ class Recurrent(Module):
             out[t], state = h, new
             if need_cache:
                 caches.append(cache)
-        if idx is not None:
-            out = reverse_padded(out, idx)
-        cache = dict(x=x, Hprev=Hprev, caches=caches, masks=masks, idx=idx) if need_cache else None
-        return out, state, cache
+        return out, state, dict(Hprev=Hprev, caches=caches)
 
     def backward(self, dout, cache, dstate=None):
         """dout (T, B, H_out), dstate (gradient of the final state) -> dx (T, B, D), d(initial state)."""
-        x, masks, idx = cache["x"], cache["masks"], cache["idx"]
+        x, idx = cache["x"], cache["idx"]
         T, B, D = x.shape
         dout = check_float("dout", dout, self.dtype, shape=(T, B, self.output_size))
         if idx is not None:
             dout = reverse_padded(dout, idx)
         dstate = self._check_state(dstate, B, "dstate")
+        if "fused" in cache:
+            dx, dstate = self.fused.backward(self.params, self.grads, dout, dstate, cache["fused"])
+        else:
+            dx, dstate = self._unroll_backward(dout, dstate, cache)
+        if idx is not None:
+            dx = reverse_padded(dx, idx)
+        return dx, dstate
+
+    def _unroll_backward(self, dout, dstate, cache):
+        """The reference loop back over time, one Steps.step_back per t -> dx, d(initial state)."""
+        x, masks = cache["x"], cache["masks"]
+        T, B, D = x.shape
         dh, drest = dstate[0], dstate[1:]
         P, G, steps = self.params, self.grads, self.steps
         dAX = np.empty((T, B, steps.n_gates * self.hidden_size), self.dtype)   # (T, B, G*H)
         dAH = dAX if steps.shared else np.empty_like(dAX)
         extras = [None] * T
+        norms = None if self.probe is None else np.empty((T, B))   # (T, B) ||dL/dh_t|| for the probe
         for t in reversed(range(T)):
             dh_in = dout[t] + dh
             if masks is not None:
@@ -141,6 +181,8 @@ class Recurrent(Module):
                 drest_in = tuple(np.where(m, d, 0) for d in drest)
             else:
                 drest_in = drest
+            if norms is not None:
+                norms[t] = np.sqrt(np.square(dh_in, dtype=np.float64).sum(1))
             dax, dah, dh_prev, drest_prev, extras[t] = steps.step_back(P, dh_in, drest_in,
                                                                         cache["caches"][t])
             if masks is not None:               # padded steps pass the carried gradient through
@@ -150,14 +192,14 @@ class Recurrent(Module):
             dAX[t] = dax
             if not steps.shared:
                 dAH[t] = dah
-        rows = dAX.reshape(T * B, -1)
+        rows = dAX.reshape(T * B, dAX.shape[-1])
         G["W_x"] += x.reshape(T * B, D).T @ rows
         G["b_x"] += rows.sum(0)
-        steps.param_grads(P, G, cache["Hprev"], dAH, cache["caches"], extras)
-        dx = (rows @ P["W_x"].T).reshape(T, B, D)
-        if idx is not None:
-            dx = reverse_padded(dx, idx)
-        return dx, (dh, *drest)
+        if T:                                   # an empty sequence adds nothing
+            steps.param_grads(P, G, cache["Hprev"], dAH, cache["caches"], extras)
+        if norms is not None:
+            self.probe.backward(self, norms, cache)
+        return (rows @ P["W_x"].T).reshape(T, B, D), (dh, *drest)
 
     def infer(self, x, state=None, lengths=None):
         """Inference: out, final state; no cache kept."""

@@ -11,10 +11,12 @@ Child modules are named "l0", "l0_reverse", "l1", ...; their parameters map to P
     l{k}{sfx}.W_hr = weight_hr_l{k}{sfx}.T   (LSTM with proj_size)
     l{k}{sfx}.p   = peephole_l{k}{sfx}       (rnnkit only: PyTorch has no peepholes), rows p_i, p_f, p_o
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from .._checks import check_choice, check_dtype, check_float, check_int, check_real
-from ..errors import InputError, StateDictError
+from ..errors import InputError, ShapeError, StateDictError
 from .module import Module
 from .recurrent import Recurrent
 
@@ -44,7 +46,7 @@ class RecurrentNet(Module):
         self.bidirectional, self.batch_first = bool(bidirectional), bool(batch_first)
         self.reset_after, self.peepholes = bool(reset_after), bool(peepholes)
         self.dtype = check_dtype("dtype", dtype)
-        self.seed = seed
+        self.seed = check_int("seed", seed, 0)
         self.set_config(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                         bidirectional=self.bidirectional, batch_first=self.batch_first, dropout=self.dropout,
                         dtype=self.dtype, seed=seed, **self._options(proj_size=proj_size, nonlinearity=nonlinearity,
@@ -126,7 +128,12 @@ class RecurrentNet(Module):
 
     def backward(self, dout, cache, dstate=None):
         """dout like out, dstate like state (or None) -> dx like x, d(initial state) like state."""
+        if not isinstance(cache, dict) or "units" not in cache:
+            raise InputError(f"cache: expected the cache of forward(..., need_cache=True), got {cache!r:.60}")
         dout = check_float("dout", dout, self.dtype, ndim=3)
+        width = self.dirs * (self.proj_size or self.hidden_size)
+        if dout.shape[-1] != width:
+            raise ShapeError(f"dout: expected last dimension {width} (the output's), got shape {dout.shape}")
         if self.batch_first:
             dout = dout.transpose(1, 0, 2)
         B = dout.shape[1]
@@ -170,19 +177,26 @@ class RecurrentNet(Module):
 
     def load_torch_state_dict(self, sd):
         """Copy weights from a PyTorch-named state dict (NumPy arrays or CPU tensors) into this module."""
+        if not isinstance(sd, Mapping):
+            raise StateDictError(f"state_dict: expected a dict of arrays, got {type(sd).__name__}")
         pairs = list(self._torch_pairs())
         want = {theirs for _, _, theirs, _ in pairs}
         missing, extra = sorted(want - set(sd)), sorted(set(sd) - want)
         if missing or extra:
             raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}")
-        for unit, mine, theirs, transpose in pairs:
+        values = []
+        for unit, mine, theirs, transpose in pairs:      # check every entry before copying any
             v = sd[theirs]
             v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
             p = unit.params[mine]
             expect = p.T.shape if transpose else p.shape
             if v.shape != expect:
                 raise StateDictError(f"state_dict[{theirs!r}]: expected shape {expect}, got {v.shape}")
-            p[...] = v.T if transpose else v
+            if v.dtype.kind not in "fiu":
+                raise StateDictError(f"state_dict[{theirs!r}]: expected numbers, got dtype {v.dtype}")
+            values.append((p, v.T if transpose else v))
+        for p, v in values:
+            p[...] = v
 
 
 class RNN(RecurrentNet):

@@ -181,6 +181,18 @@ def task_loss(task, y_hat, y, mask=None):
     return loss_sum, count, dy / y_hat.dtype.type(max(count, 1)), metrics
 
 
+def check_batch(batch, required, optional=("lengths",)):
+    """Check that batch is a dict with every `required` key and no keys beyond `optional`."""
+    if not isinstance(batch, dict):
+        raise InputError(f"batch: expected a dict with keys {list(required)}, got {type(batch).__name__}")
+    missing = [k for k in required if k not in batch]
+    extra = sorted(map(str, set(batch) - set(required) - set(optional)))
+    if missing or extra:
+        raise InputError(f"batch: expected keys {list(required)} (optional {list(optional)}), "
+                         f"missing {missing}, unexpected {extra}")
+    return batch
+
+
 def real_steps(lengths, T, B):
     """Mask (T, B) of real steps, or None when lengths is None."""
     lengths = check_lengths(lengths, T, B)
@@ -251,6 +263,7 @@ class ManyToMany(SequenceModel):
 
     def objective(self, batch, state=None, train=True):
         """Forward, loss over real steps and (train) backward -> loss_sum, count, metrics, state."""
+        check_batch(batch, ("x", "y"))
         y_hat, state, cache = self.forward(batch["x"], state, batch.get("lengths"), train)
         mask = real_steps(batch.get("lengths"), *y_hat.shape[:2])
         loss_sum, count, dy, metrics = task_loss(self.task, y_hat, batch["y"], mask)

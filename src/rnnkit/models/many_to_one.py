@@ -24,7 +24,7 @@ import numpy as np
 from .._checks import check_choice, check_int, check_real
 from ..errors import InputError
 from ..layers.sequence import check_lengths
-from .many_to_many import (TASKS, InputLayer, Readout, SequenceModel, make_recurrent,
+from .many_to_many import (TASKS, InputLayer, Readout, SequenceModel, check_batch, make_recurrent,
                            output_width, task_loss)
 
 READOUTS = ("last", "mean", "max", "final_states")
@@ -99,6 +99,8 @@ class ManyToOne(SequenceModel):
         X, c_in = self.input.forward(x)                                      # (T, B, D)
         if X.ndim != 3:
             raise InputError(f"x: expected ids (T, B) or vectors (T, B, D), got shape {np.shape(x)}")
+        if X.shape[0] == 0 and X.shape[1] > 0:
+            raise InputError(f"x: expected at least one step (one output per sequence), got shape {np.shape(x)}")
         lengths = check_lengths(lengths, X.shape[0], X.shape[1])
         if lengths is not None and lengths.size and lengths.min() < 1:
             raise InputError(f"lengths: expected every length >= 1 (one output per sequence),"
@@ -127,6 +129,7 @@ class ManyToOne(SequenceModel):
 
     def objective(self, batch, state=None, train=True):
         """Forward, loss per sequence and (train) backward -> loss_sum, count, metrics, state."""
+        check_batch(batch, ("x", "y"))
         y_hat, state, cache = self.forward(batch["x"], state, batch.get("lengths"), train)
         loss_sum, count, dy, metrics = task_loss(self.task, y_hat, batch["y"])
         if train:

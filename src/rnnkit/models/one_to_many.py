@@ -29,8 +29,8 @@ from .. import decode
 from .._checks import check_choice, check_float, check_int, check_real
 from ..errors import InputError
 from ..layers import Linear
-from .many_to_many import (InputLayer, Readout, SequenceModel, make_recurrent, real_steps,
-                           task_loss)
+from .many_to_many import (InputLayer, Readout, SequenceModel, check_batch, make_recurrent,
+                           real_steps, task_loss)
 
 FEEDS = ("init", "every_step")
 
@@ -101,9 +101,11 @@ class OneToMany(SequenceModel):
     def shift_right(self, y):
         """Decoder inputs from targets: [start, y_0, ..., y_{T-2}] (ids) or [0, y_0, ...] (vectors)."""
         y = np.asarray(y)
+        if y.ndim < 2:
+            raise InputError(f"y: expected targets (T, B) or (T, B, K), got shape {y.shape}")
         first = np.full((1,) + y.shape[1:], self.start_id if self.task == "classify" else 0,
                         y.dtype)                                             # (1, B[, K])
-        return np.concatenate([first, y[:-1]], axis=0)                       # like y
+        return np.concatenate([first, y[:-1]], axis=0)[:len(y)]              # like y (T = 0 too)
 
     def _inputs(self, v, x):
         """Decoder inputs X (T, B, D): in(x), with v beside it for feed="every_step"; cache."""
@@ -139,7 +141,7 @@ class OneToMany(SequenceModel):
         """Teacher-forced forward, loss, (train) backward -> loss_sum, count, metrics, state."""
         if state is not None:
             raise InputError("state: OneToMany starts every sequence from v; expected None")
-        y = batch["y"]
+        y = check_batch(batch, ("v", "y"))["y"]
         y_hat, state, cache = self.forward(batch["v"], self.shift_right(y), batch.get("lengths"),
                                            train)
         mask = real_steps(batch.get("lengths"), *y_hat.shape[:2])

@@ -1,0 +1,184 @@
+"""Fused whole-sequence forward and backward of one layer: RNN, LSTM and GRU (reset_after).
+
+The same computation as the reference unroll (rnnkit.layers.recurrent with layers.steps; the
+tests assert equality), arranged so that the matrix products do nearly all the work:
+
+    AX = X W_x + b                  one GEMM; b = b_x + b_h (GRU: b_hn stays in the step)
+    for t: A_h = h_{t-1} W_h        into one preallocated (B, G*H) buffer
+           kernel(AX[t], A_h, ...)  writes h_t into out[t], the state, and the activated gates
+                                    over AX[t]: that array is the cache, no copies
+    for t = T-1 .. 0: kernel writes dA_t into dA[t]; then dh = dA_t W_h^T into a buffer
+    dW_h = H_prev^T dA with H_prev = [h_0; out[:T-1]] (two GEMMs, no stacking),
+    dW_x = X^T dA, db = Σ dA, dX = dA W_x^T
+
+Steps with fewer than SMALL_WORK multiply-adds in h W_h (B H_out G H) run the whole time loop
+inside numba (seqloops), where Python's per-step overhead would dominate. No sequence lengths
+(masks), no LSTM projection and no Cho-form GRU here: those take the reference unroll.
+"""
+import numpy as np
+
+from . import cellkernels as K
+from . import seqloops as S
+
+SMALL_WORK = 1 << 19        # h W_h multiply-adds per step below which the loop runs in numba
+
+
+def fused_runner(mode, nonlinearity="tanh", reset_after=True, peepholes=False, proj=False):
+    """The fused runner for a layer's options, or None where only the reference unroll applies."""
+    if mode == "rnn":
+        return RNNFused(nonlinearity)
+    if mode == "lstm" and not proj:
+        return LSTMFused(peepholes)
+    if mode == "gru" and reset_after:
+        return GRUFused()
+    return None
+
+
+def _small(B, H_out, GH):
+    return B * H_out * GH < SMALL_WORK
+
+
+def _contiguous(*arrays):
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
+def input_projection(P, x, b):
+    """AX = x W_x + b: (T, B, D) -> (T, B, G*H), one GEMM."""
+    T, B, D = x.shape
+    AX = x.reshape(T * B, D) @ P["W_x"]                            # (T*B, G*H)
+    AX += b
+    return AX.reshape(T, B, b.shape[0])
+
+
+def weight_grads(P, G, x, h0, out, dAX, dAH):
+    """Add dW_x, db_x, dW_h, db_h (GEMMs over all T*B rows) and return dX (T, B, D)."""
+    T, B, D = x.shape
+    dAXr, dAHr = dAX.reshape(T * B, dAX.shape[-1]), dAH.reshape(T * B, dAH.shape[-1])  # (T*B, G*H)
+    G["W_x"] += x.reshape(T * B, D).T @ dAXr
+    db = dAXr.sum(0)                                               # (G*H,)
+    G["b_x"] += db
+    G["b_h"] += db if dAH is dAX else dAHr.sum(0)
+    G["W_h"] += h0.T @ dAH[0]                                      # H_prev = [h_0; out[:T-1]]
+    if T > 1:
+        G["W_h"] += out[:-1].reshape((T - 1) * B, out.shape[-1]).T @ dAHr[B:]
+    return (dAXr @ P["W_x"].T).reshape(T, B, D)
+
+
+class RNNFused:
+    """h_t = f(x_t W_x + h_{t-1} W_h + b)."""
+
+    def __init__(self, nonlinearity):
+        self.kind = K._NL[nonlinearity]
+
+    def forward(self, P, x, state, need_cache):
+        """x (T, B, D), state (h0,) -> out (T, B, H), (h_T,), cache."""
+        h0, = _contiguous(*state)
+        AX = input_projection(P, x, P["b_x"] + P["b_h"])          # (T, B, H)
+        T, B, H = AX.shape
+        out = np.empty_like(AX)                                    # (T, B, H)
+        if _small(B, H, H):
+            S.rnn_forward(AX, P["W_h"], h0, self.kind, out)
+        else:
+            ah, h = np.empty_like(h0), h0                          # (B, H)
+            for t in range(T):
+                np.matmul(h, P["W_h"], out=ah)
+                K.rnn_fwd(AX[t], ah, self.kind, out[t])
+                h = out[t]
+        return out, (out[-1].copy(),), (x, h0, out) if need_cache else None
+
+    def backward(self, P, G, dout, dstate, cache):
+        """dout (T, B, H), dstate (dh_T,) -> dx (T, B, D), (dh_0,); adds parameter gradients."""
+        x, h0, out = cache
+        dout, g = _contiguous(dout, dstate[0].copy())
+        dA = np.empty_like(out)                                    # (T, B, H)
+        T, B, H = out.shape
+        if _small(B, H, H):
+            S.rnn_backward(dout, g, out, np.ascontiguousarray(P["W_h"].T), self.kind, dA)
+        else:
+            for t in reversed(range(T)):
+                K.rnn_bwd(dout[t], g, out[t], self.kind, dA[t])
+                np.matmul(dA[t], P["W_h"].T, out=g)
+        return weight_grads(P, G, x, h0, out, dA, dA), (g,)
+
+
+class LSTMFused:
+    """LSTM with optional peepholes; the cache keeps i, f, g, o (over AX) and c for every step."""
+
+    def __init__(self, peepholes):
+        self.peepholes = peepholes
+
+    def forward(self, P, x, state, need_cache):
+        """x (T, B, D), state (h0, c0) -> out (T, B, H), (h_T, c_T), cache."""
+        h0, c0 = _contiguous(*state)
+        peep = P["p"] if self.peepholes else None
+        AX = input_projection(P, x, P["b_x"] + P["b_h"])          # (T, B, 4H)
+        T, B, H = AX.shape[0], c0.shape[0], c0.shape[1]
+        out, C = np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)   # (T, B, H)
+        if _small(B, H, 4 * H):
+            S.lstm_forward(AX, P["W_h"], h0, c0, peep, out, C)
+        else:
+            ah, h, c = np.empty_like(AX[0]), h0, c0                # (B, 4H)
+            for t in range(T):
+                np.matmul(h, P["W_h"], out=ah)
+                K.lstm_fwd(AX[t], ah, c, peep, out[t], C[t])
+                h, c = out[t], C[t]
+        cache = (x, h0, c0, AX, C, out) if need_cache else None
+        return out, (out[-1].copy(), C[-1].copy()), cache
+
+    def backward(self, P, G, dout, dstate, cache):
+        """dout (T, B, H), dstate (dh_T, dc_T) -> dx, (dh_0, dc_0); adds parameter gradients."""
+        x, h0, c0, ACT, C, out = cache
+        dout, g, dc = _contiguous(dout, dstate[0].copy(), dstate[1].copy())
+        peep = P["p"] if self.peepholes else None
+        dpeep = np.zeros_like(peep) if self.peepholes else None   # (3, H)
+        dA = np.empty_like(ACT)                                    # (T, B, 4H)
+        T, B, H = out.shape
+        if _small(B, H, 4 * H):
+            S.lstm_backward(dout, g, dc, ACT, C, c0, np.ascontiguousarray(P["W_h"].T), peep, dA, dpeep)
+        else:
+            for t in reversed(range(T)):
+                K.lstm_bwd(dout[t], g, dc, ACT[t], C[t - 1] if t else c0, C[t], peep, dA[t], dpeep)
+                np.matmul(dA[t], P["W_h"].T, out=g)
+        if self.peepholes:
+            G["p"] += dpeep
+        return weight_grads(P, G, x, h0, out, dA, dA), (g, dc)
+
+
+class GRUFused:
+    """GRU, reset_after form; b_hr, b_hz fold into AX, b_hn is added in the step (inside r *)."""
+
+    def forward(self, P, x, state, need_cache):
+        """x (T, B, D), state (h0,) -> out (T, B, H), (h_T,), cache."""
+        h0, = _contiguous(*state)
+        T, B, H = x.shape[0], h0.shape[0], h0.shape[1]
+        b = P["b_x"].copy()                                        # (3H,)
+        b[:2 * H] += P["b_h"][:2 * H]                              # b_hr, b_hz fold into AX
+        AX = input_projection(P, x, b)                             # (T, B, 3H)
+        b_hn = np.ascontiguousarray(P["b_h"][2 * H:])              # (H,)
+        out, AHn = np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)   # (T, B, H)
+        if _small(B, H, 3 * H):
+            S.gru_forward(AX, P["W_h"], b_hn, h0, out, AHn)
+        else:
+            ah, h = np.empty_like(AX[0]), h0                       # (B, 3H)
+            for t in range(T):
+                np.matmul(h, P["W_h"], out=ah)
+                K.gru_fwd(AX[t], ah, b_hn, h, out[t], AHn[t])
+                h = out[t]
+        return out, (out[-1].copy(),), (x, h0, AX, AHn, out) if need_cache else None
+
+    def backward(self, P, G, dout, dstate, cache):
+        """dout (T, B, H), dstate (dh_T,) -> dx (T, B, D), (dh_0,); adds parameter gradients."""
+        x, h0, RZN, AHn, out = cache
+        dout, g = _contiguous(dout, dstate[0].copy())
+        dz, dz_next = np.zeros_like(g), np.empty_like(g)           # (B, H) the z part of dh_prev
+        dAX, dAH = np.empty_like(RZN), np.empty_like(RZN)          # (T, B, 3H)
+        T, B, H = out.shape
+        if _small(B, H, 3 * H):
+            dz = S.gru_backward(dout, g, dz, dz_next, RZN, AHn, h0, out,
+                                np.ascontiguousarray(P["W_h"].T), dAX, dAH)
+        else:
+            for t in reversed(range(T)):
+                K.gru_bwd(dout[t], g, dz, RZN[t], AHn[t], out[t - 1] if t else h0, dAX[t], dAH[t], dz_next)
+                np.matmul(dAH[t], P["W_h"].T, out=g)
+                dz, dz_next = dz_next, dz
+        return weight_grads(P, G, x, h0, out, dAX, dAH), (g + dz,)
