@@ -723,11 +723,7 @@ def test_load_random_and_damaged_bytes(folder, model_file, data):
 
 # -- empty sequences, non-finite input, ragged lists ---------------------------------------------------
 EMPTY_SHAPES = [(0, 2), (3, 0), (0, 0)]
-EMPTY_REASON = ("layers/recurrent.py: (x @ W_x + b).reshape(T, B, -1) cannot reshape a size-0 array "
-                "(and steps.py np.stack([]) for proj/Cho GRU): T = 0 or B = 0 raises a plain ValueError")
 
-
-@pytest.mark.xfail(strict=True, reason=EMPTY_REASON)
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("T, B", EMPTY_SHAPES)
 def test_empty_sequences_return_the_initial_state(cell, T, B):
@@ -745,7 +741,6 @@ def test_empty_sequences_return_the_initial_state(cell, T, B):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason=EMPTY_REASON)
 @pytest.mark.parametrize("name", ["m2m", "o2m"])
 def test_models_on_empty_sequences_count_nothing(name):
     ids = np.zeros((0, 2), np.int64)                                         # (T = 0, B)
@@ -760,9 +755,7 @@ def _nan_input(T=6, B=3, t0=2, b0=1):
     return x, t0, b0
 
 
-@pytest.mark.parametrize("kernels", ["numpy", pytest.param("numba", marks=pytest.mark.xfail(
-    strict=True, reason="kernels/fastmath.py: _clamp(x, lo, hi) maps NaN to hi (NaN < hi is False), so the "
-                        "float32 numba tanh/sigmoid turn NaN into finite numbers"))])
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_nan_input_propagates_to_the_outputs_it_reaches(cell, kernels):
     x, t0, b0 = _nan_input()
@@ -782,8 +775,6 @@ def test_inf_input_gives_the_same_outputs_with_both_kernels(cell):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="_checks.check_array: np.asarray of a ragged nested list raises "
-                                       "numpy's ValueError ('inhomogeneous shape'); wrap it in an InputError")
 @pytest.mark.parametrize("call", [
     lambda: pad_sequences([[1, [2]]]),
     lambda: rnnkit.LSTM(D, H).forward(np.zeros((2, 2, D), FLOATS), lengths=[[1], [1, 2]]),
@@ -794,8 +785,6 @@ def test_ragged_lists_raise_rnnkit_errors(call):
     assert not ok
 
 
-@pytest.mark.xfail(strict=True, reason="layers/module.py: Module.load_state_dict(None) raises TypeError "
-                                       "('NoneType' object is not iterable); check for a Mapping first")
 @pytest.mark.parametrize("state", [None, 3, [("W", np.zeros((3, 2)))]])
 def test_load_state_dict_of_a_non_dict(state):
     with pytest.raises(StateDictError, match="state_dict"):

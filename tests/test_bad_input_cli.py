@@ -107,9 +107,6 @@ def test_train_lm_flag_and_file_sweep(files, tmp_path, data):
 
 # -- the other commands: bad flags, files and run folders ----------------------------------------------
 TINY = ["--steps", "2", "--hidden", "4", "--batch", "2", "--quiet", "--run", "{tmp}/run"]
-NOT_UTF8_PAIRS = pytest.mark.xfail(strict=True, reason="rnnkit/translation.py read_pairs: open().read() of a "
-                                                       "non-UTF-8 file raises UnicodeDecodeError (a traceback); "
-                                                       "read it with rnnkit.data.read_text")
 CASES = [   # (argv with {file} placeholders, what is wrong)
     (["bogus"], "unknown command"), ([], "no command"), (["train"], "no task"),
     (["train", "classify", "--data", "{one_class}", *TINY], "one class"),
@@ -123,7 +120,7 @@ CASES = [   # (argv with {file} placeholders, what is wrong)
     (["train", "tag", "--data", "{dir}", *TINY], "a folder"),
     (["train", "forecast", "--csv", "{text}", "--column", "y", *TINY], "no column y"),
     (["train", "forecast", "--csv", "{empty}", "--column", "y", *TINY], "empty CSV"),
-    pytest.param(["train", "seq2seq", "--pairs", "{latin1}", *TINY], "not UTF-8", marks=NOT_UTF8_PAIRS),
+    (["train", "seq2seq", "--pairs", "{latin1}", *TINY], "not UTF-8"),
     (["train", "seq2seq", "--builtin", "addition", "--size", "0", *TINY], "size 0"),
     (["train", "seq2seq", "--builtin", "nope", *TINY], "bad choice"),
     (["sample", "{classify}"], "wrong kind of run"), (["sample", "{empty_run}"], "empty run folder"),
@@ -169,8 +166,6 @@ def test_real_process_exits_2_with_one_line(files, argv):
 
 
 # -- known gaps (temporarily expected to fail; see the reasons) -----------------------------------------
-@pytest.mark.xfail(strict=True, reason="rnnkit/cli/__init__.py: argparse prints its usage block before the "
-                                       "error line; an ArgumentParser subclass whose error() prints one line")
 @pytest.mark.parametrize("argv", [["bogus"], ["train", "lm", "--hidden", "abc"], ["sample"]])
 def test_usage_errors_are_one_line(argv):
     rc, err = run_cli(argv)

@@ -10,7 +10,11 @@ def check_array(name, x, ndim=None, dtype=None, shape=None):
     """Return x as an ndarray after checking ndim, dtype and shape (None in `shape` means any size)."""
     if not isinstance(x, np.ndarray):
         if isinstance(x, (list, tuple)) or np.isscalar(x):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except (ValueError, TypeError):
+                raise ShapeError(f"{name}: expected a rectangular array, got a ragged nested "
+                                 f"{type(x).__name__}") from None
         else:
             raise DTypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:

@@ -18,7 +18,6 @@ Exact match: the share of held-out pairs whose decoded output equals the target 
 Attention map: the decoder re-run on a source and its output (teacher-forced), keeping the
 attention weights w (T, S) of every output token (its <eos> included) over the source tokens.
 """
-import os
 
 import numpy as np
 
@@ -34,8 +33,8 @@ BUILTINS = {"addition": make_addition_pairs, "dates": make_date_pairs,
 # -- pairs ----------------------------------------------------------------------------------------
 def read_pairs(path):
     """[(source, target)] of a TSV pair file."""
-    with open(os.fspath(path), encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    from .data import read_text
+    lines = read_text(path).splitlines()      # clear errors: missing, empty, not UTF-8
     pairs = []
     for i, line in enumerate(lines, 1):
         if not line.strip():

@@ -14,11 +14,19 @@ from ..errors import RnnkitError
 COMMAND_MODULES = ("demo", "lm", "classify", "tag", "forecast", "seq2seq", "runs", "experiment", "bench")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit status 2), without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
     """The argparse parser with every available subcommand."""
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks on a CPU: "
+    parser = OneLineParser(prog="rnnkit", description="Recurrent neural networks on a CPU: "
                                      "train, sample, predict, forecast, translate, and run experiments.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=OneLineParser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"{__name__}.{name}")

@@ -10,6 +10,8 @@ child modules in `children`; it never holds activations. The contract every modu
 Parameter names are dotted paths: "encoder.W_x_l0", "out.W". Optimizers update arrays in place,
 so a parameter array keeps its identity for the life of the module.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..errors import StateDictError
@@ -87,6 +89,8 @@ class Module:
 
     def load_state_dict(self, state):
         """Copy arrays into the parameters in place; missing, extra or misshaped entries raise."""
+        if not isinstance(state, Mapping):
+            raise StateDictError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
         mine = {name: p for name, p, _ in self.named_parameters()}
         missing = sorted(set(mine) - set(state))
         extra = sorted(set(state) - set(mine))

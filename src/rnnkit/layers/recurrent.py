@@ -112,6 +112,9 @@ class Recurrent(Module):
         if idx is not None:
             x = reverse_padded(x, idx)
         masks = step_masks(lengths, T, bool)
+        if T == 0 or B == 0:             # no step to take: empty output, the state passes through
+            out = np.zeros((T, B, self.output_size), self.dtype)
+            return out, state, dict(x=x, idx=idx, empty=True) if need_cache else None
         probed = self.probe is not None and need_cache          # the probe reads the per-step loop
         if self.fused is not None and masks is None and T > 0 and not probed:
             out, state, fused = self.fused.forward(self.params, x, state, need_cache)
@@ -155,6 +158,8 @@ class Recurrent(Module):
         if idx is not None:
             dout = reverse_padded(dout, idx)
         dstate = self._check_state(dstate, B, "dstate")
+        if "empty" in cache:
+            return np.zeros((T, B, D), self.dtype), dstate
         if "fused" in cache:
             dx, dstate = self.fused.backward(self.params, self.grads, dout, dstate, cache["fused"])
         else:
