@@ -119,6 +119,16 @@ def as_batches(data, name="train_data"):
                      f"batch dicts, got {type(data).__name__}{hint}")
 
 
+def _remove_stale_temp_files(run_dir):
+    """Delete the ".<name>.<random>.tmp" files that a writer killed mid-write leaves (one writer per run)."""
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(run_dir, name))
+            except OSError:
+                pass
+
+
 def _detach(state):
     """A copy of a carried state (arrays in tuples/lists/dicts), cut from the window that made it."""
     if isinstance(state, np.ndarray):
@@ -298,6 +308,7 @@ class Trainer:
         """Create the run folder; on resume load last.ckpt and the best weights; open metrics.jsonl."""
         if self.writes:
             os.makedirs(self.run_dir, exist_ok=True)
+            _remove_stale_temp_files(self.run_dir)
         last = self._path(LAST)
         exists = os.path.exists(last) if self.parallel is None else self.parallel.first(
             os.path.exists(last) if self.parallel.is_root else None)

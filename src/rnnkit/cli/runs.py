@@ -17,9 +17,12 @@ from ..models import build
 from .classify import add_data_args, evaluate_classify
 from .common import MODEL_FILE, fail, load_run, read_run_info
 from .lm import evaluate_lm
+from .forecast import evaluate_forecast
+from .seq2seq import evaluate_seq2seq
 from .tag import evaluate_tag
 
-EVALUATORS = {"lm": evaluate_lm, "classify": evaluate_classify, "tag": evaluate_tag}
+EVALUATORS = {"lm": evaluate_lm, "classify": evaluate_classify, "tag": evaluate_tag,
+              "forecast": evaluate_forecast, "seq2seq": evaluate_seq2seq}
 
 
 def _show(scores, indent="  "):
