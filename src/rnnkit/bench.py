@@ -303,6 +303,8 @@ def parse_args(argv=None):
     p.add_argument("--no-generation", action="store_true", help="skip the generation-step benchmark")
     p.add_argument("--json", default="", help="write the results to this JSON file")
     a = p.parse_args(argv)
+    if (a.repeat is not None and a.repeat < 1) or a.warmup < 0:
+        p.error(f"--repeat: expected at least 1, --warmup at least 0; got {a.repeat}, {a.warmup}")
     configs = tuple(a.configs) if a.configs else (QUICK if a.quick else CONFIGS)
     return BenchOptions(configs=configs, cells=tuple(a.cells), modes=tuple(a.modes),
                         repeat=a.repeat or (3 if a.quick else 7), warmup=a.warmup, torch=not a.no_torch,

@@ -34,7 +34,12 @@ BUILTINS = {"addition": make_addition_pairs, "dates": make_date_pairs,
 def read_pairs(path):
     """[(source, target)] of a TSV pair file."""
     from .data import read_text
-    lines = read_text(path).splitlines()      # clear errors: missing, empty, not UTF-8
+    try:
+        lines = read_text(path).splitlines()  # clear errors: missing, not UTF-8
+    except InputError as e:
+        if "is empty" in str(e):
+            raise InputError(f"{path}: empty file (expected lines 'source<TAB>target')") from None
+        raise
     pairs = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
