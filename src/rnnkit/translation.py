@@ -37,7 +37,7 @@ def read_pairs(path):
     try:
         lines = read_text(path).splitlines()  # clear errors: missing, not UTF-8
     except InputError as e:
-        if "is empty" in str(e):
+        if "is empty" in str(e) or "only whitespace" in str(e):
             raise InputError(f"{path}: empty file (expected lines 'source<TAB>target')") from None
         raise
     pairs = []
