@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tiny Shakespeare, first 90% train / last 10% validation: a char-level GRU within a time budget.
 # usage: examples/shakespeare.sh [MINUTES] [SEED]   (the text is ../shared/data in a development checkout)
+# The best validation loss (nats/char) is printed at the end of training.
 set -euo pipefail
 MINUTES=${1:-3}
 SEED=${2:-0}
@@ -10,5 +11,4 @@ rm -rf "$RUN"
 python -m rnnkit train lm --text "$TEXT" --val-split 0.1 --minutes "$MINUTES" \
     --cell gru --hidden 384 --layers 1 --batch 32 --seq-len 64 --lr 4e-3 --eval-every 200 \
     --seed "$SEED" --run "$RUN" --quiet
-python -m rnnkit evaluate "$RUN" --data "$TEXT" >/dev/null || true
 python -m rnnkit sample "$RUN" --prompt "ROMEO:" --temperature 0.8 --length 300
