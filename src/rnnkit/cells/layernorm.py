@@ -19,8 +19,9 @@ EPS = 1e-5
 
 def layer_norm(a, g, b=None, eps=EPS):
     """a (..., N) -> y (..., N), cache (â, 1/σ)."""
-    d = a - a.mean(-1, keepdims=True)                                  # (..., N)
-    rstd = 1 / np.sqrt(np.mean(d * d, -1, keepdims=True) + eps)        # (..., 1)
+    N = a.shape[-1]
+    d = a - a.sum(-1, keepdims=True) / N                               # (..., N)
+    rstd = 1 / np.sqrt(np.einsum("...i,...i->...", d, d)[..., None] / N + eps)   # (..., 1)
     n = d * rstd                                                       # (..., N) â
     y = n * g                                                          # (..., N)
     if b is not None:
@@ -31,7 +32,10 @@ def layer_norm(a, g, b=None, eps=EPS):
 def layer_norm_backward(dy, cache, g):
     """dy (..., N) -> da (..., N), dg (N,) summed over every row (db = Σ dy is the caller's)."""
     n, rstd = cache
+    N = n.shape[-1]
     dn = dy * g                                                        # y = g â + b
-    da = rstd * (dn - dn.mean(-1, keepdims=True) - n * np.mean(dn * n, -1, keepdims=True))
+    da = dn - dn.sum(-1, keepdims=True) / N
+    da -= n * (np.einsum("...i,...i->...", dn, n)[..., None] / N)
+    da *= rstd
     dg = (dy * n).reshape(-1, n.shape[-1]).sum(0)                      # (N,)
     return da, dg

@@ -43,7 +43,9 @@ def cell_functions(kernels=None):
 
 
 def make_steps(mode, fns, nonlinearity="tanh", reset_after=True, peepholes=False, proj=False):
-    """The Steps object of a cell kind: 'rnn', 'lstm' or 'gru'."""
+    """The Steps object of a cell kind: 'rnn', 'lstm', 'gru', or a plug-in rnnkit.Cell."""
+    if not isinstance(mode, str):
+        return mode.steps(fns)
     if mode == "rnn":
         return RNNSteps(fns, nonlinearity)
     if mode == "lstm":
@@ -85,11 +87,8 @@ class Recurrent(Module):
         return self.proj_size or self.hidden_size
 
     def state_shapes(self, B):
-        """Shapes of the state tuple: ((B, H_out),) or ((B, H_out), (B, H))."""
-        shapes = [(B, self.output_size)]
-        if self.steps.n_states == 2:
-            shapes.append((B, self.hidden_size))
-        return shapes
+        """Shapes of the state tuple: ((B, H_out),) or ((B, H_out), (B, H)) (a plug-in cell: more (B, H))."""
+        return [(B, self.output_size)] + [(B, self.hidden_size)] * (self.steps.n_states - 1)
 
     def _check_state(self, state, B, name="state"):
         shapes = self.state_shapes(B)

@@ -10,6 +10,14 @@ Child modules are named "l0", "l0_reverse", "l1", ...; their parameters map to P
     l{k}{sfx}.b_x = bias_ih_l{k}{sfx}        l{k}{sfx}.b_h = bias_hh_l{k}{sfx}
     l{k}{sfx}.W_hr = weight_hr_l{k}{sfx}.T   (LSTM with proj_size)
     l{k}{sfx}.p   = peephole_l{k}{sfx}       (rnnkit only: PyTorch has no peepholes), rows p_i, p_f, p_o
+    l{k}{sfx}.ln_x_g = ln_x_g_l{k}{sfx}      (rnnkit only, layer_norm; likewise ln_h_g, ln_c_g, ln_c_b)
+    h0, c0 = h0, c0                          (rnnkit only, learn_init)
+torch.nn's load_state_dict(strict=True) rejects the rnnkit-only keys, so such a layer cannot pass as
+a PyTorch one by mistake.
+
+Options beyond PyTorch's (layer_norm, input_dropout, recurrent_dropout, weight_drop, zoneout,
+zoneout_c, learn_init, forget_bias, init, init_gain) are keyword arguments: rnnkit.layers.variants.
+By default every initialisation is PyTorch's; forget_bias=1.0 starts an LSTM's forget gates open.
 """
 from collections.abc import Mapping
 
@@ -18,10 +26,12 @@ import numpy as np
 from .._checks import check_choice, check_dtype, check_float, check_int, check_real
 from ..errors import InputError, ShapeError, StateDictError
 from .module import Module
-from .recurrent import Recurrent
+from .variants import add_init_grads, check_options, learned_state, setup, unit_maker
 
 _TORCH = (("W_x", "weight_ih", True), ("W_h", "weight_hh", True), ("b_x", "bias_ih", False),
-          ("b_h", "bias_hh", False), ("W_hr", "weight_hr", True), ("p", "peephole", False))
+          ("b_h", "bias_hh", False), ("W_hr", "weight_hr", True), ("p", "peephole", False),
+          ("ln_x_g", "ln_x_g", False), ("ln_h_g", "ln_h_g", False), ("ln_c_g", "ln_c_g", False),
+          ("ln_c_b", "ln_c_b", False))
 
 
 class RecurrentNet(Module):
@@ -31,7 +41,7 @@ class RecurrentNet(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dropout=0.0, *, proj_size=0, nonlinearity="tanh", reset_after=True, peepholes=False,
-                 dtype=np.float32, seed=0, kernels=None):
+                 dtype=np.float32, seed=0, kernels=None, **options):
         super().__init__()
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -47,20 +57,24 @@ class RecurrentNet(Module):
         self.reset_after, self.peepholes = bool(reset_after), bool(peepholes)
         self.dtype = check_dtype("dtype", dtype)
         self.seed = check_int("seed", seed, 0)
+        self.options, given = check_options(self.mode, options, self.reset_after)
         self.set_config(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                         bidirectional=self.bidirectional, batch_first=self.batch_first, dropout=self.dropout,
                         dtype=self.dtype, seed=seed, **self._options(proj_size=proj_size, nonlinearity=nonlinearity,
-                                                                    reset_after=reset_after, peepholes=peepholes))
+                                                                    reset_after=reset_after, peepholes=peepholes),
+                        **given)
+        make_unit, self.variant_units = unit_maker(self.options, self.mode)
         self.rng = np.random.default_rng(seed)         # weights, then dropout masks
         self.dirs = 2 if self.bidirectional else 1
         H_out = self.proj_size or self.hidden_size
         for k in range(self.num_layers):
             for d in range(self.dirs):
-                self.add_child(self._name(k, d), Recurrent(
+                self.add_child(self._name(k, d), make_unit(
                     self.mode, input_size if k == 0 else H_out * self.dirs, hidden_size,
                     proj_size=self.proj_size, nonlinearity=nonlinearity, reset_after=reset_after,
                     peepholes=peepholes, reverse=d == 1, dtype=self.dtype, rng=self.rng,
                     kernels=kernels))
+        setup(self, self.options)            # forget_bias, init, learn_init
 
     def _options(self, **options):
         """The cell options this class's constructor takes (for config())."""
@@ -77,24 +91,26 @@ class RecurrentNet(Module):
 
     # -- state packing: PyTorch's (L*dirs, B, H) arrays <-> one tuple per unit ------------------
     def _n_states(self):
-        return 2 if self.mode == "lstm" else 1
+        return self.children["l0"].steps.n_states       # 2 for LSTM, 1 + extra states for a plug-in cell
 
     def _unpack(self, state, B, name):
         if state is None:
             return [None] * (self.num_layers * self.dirs)
-        parts = state if self._n_states() == 2 else (state,)
-        if self._n_states() == 2 and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise InputError(f"{name}: expected a tuple (h, c) for LSTM, got {type(state).__name__}")
+        n_s = self._n_states()
+        parts = state if n_s > 1 else (state,)
+        if n_s > 1 and (not isinstance(state, (tuple, list)) or len(state) != n_s):
+            what = "(h, c) for LSTM" if self.mode == "lstm" else f"of {n_s} arrays (h and the cell's states)"
+            raise InputError(f"{name}: expected a tuple {what}, got {type(state).__name__}")
         H_out = self.proj_size or self.hidden_size
-        sizes = (H_out, self.hidden_size)
+        sizes = (H_out,) + (self.hidden_size,) * (n_s - 1)
         n = self.num_layers * self.dirs
-        parts = [check_float(f"{name}[{i}]" if len(parts) == 2 else name, s, self.dtype,
+        parts = [check_float(f"{name}[{i}]" if n_s > 1 else name, s, self.dtype,
                              shape=(n, B, sizes[i])) for i, s in enumerate(parts)]
         return [tuple(p[u] for p in parts) for u in range(n)]
 
     def _pack(self, per_unit):
         arrays = tuple(np.stack([s[i] for s in per_unit]) for i in range(self._n_states()))
-        return arrays if self._n_states() == 2 else arrays[0]
+        return arrays if self._n_states() > 1 else arrays[0]
 
     # -- forward / backward ---------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None, need_cache=True):
@@ -103,7 +119,9 @@ class RecurrentNet(Module):
         if self.batch_first:
             x = x.transpose(1, 0, 2)
         B = x.shape[1]
-        states = self._unpack(state, B, "state")
+        learned = state is None and bool(self.init_names)       # learn_init: the parameters h0 (c0)
+        states = self._unpack(learned_state(self, B) if learned else state, B, "state")
+        unit_kw = {"rng": self.rng} if self.variant_units else {}   # the generator of their masks
         finals, unit_caches, drop_masks = [], [], []
         layer_in = x
         for k in range(self.num_layers):
@@ -111,7 +129,7 @@ class RecurrentNet(Module):
             for d in range(self.dirs):
                 u = k * self.dirs + d
                 unit = self.children[self._name(k, d)]
-                o, s, c = unit.forward(layer_in, states[u], lengths, need_cache)
+                o, s, c = unit.forward(layer_in, states[u], lengths, need_cache, **unit_kw)
                 outs.append(o)
                 finals.append(s)
                 unit_caches.append(c)
@@ -123,7 +141,7 @@ class RecurrentNet(Module):
                 layer_in = layer_in * mask
             drop_masks.append(mask)
         out = layer_in.transpose(1, 0, 2) if self.batch_first else layer_in
-        cache = dict(units=unit_caches, drop=drop_masks) if need_cache else None
+        cache = dict(units=unit_caches, drop=drop_masks, learned=learned) if need_cache else None
         return out, self._pack(finals), cache
 
     def backward(self, dout, cache, dstate=None):
@@ -152,7 +170,10 @@ class RecurrentNet(Module):
                 dx = dx + dxd
             dout = dx
         dx = dout.transpose(1, 0, 2) if self.batch_first else dout
-        return dx, self._pack(dinit)
+        dinit = self._pack(dinit)
+        if cache.get("learned"):
+            add_init_grads(self, dinit)
+        return dx, dinit
 
     def infer(self, x, state=None, lengths=None):
         """Inference: (out, state); no cache kept, no dropout in eval mode."""
@@ -166,6 +187,8 @@ class RecurrentNet(Module):
             for mine, theirs, transpose in _TORCH:
                 if mine in unit.params:
                     yield unit, mine, theirs + sfx, transpose
+        for name in self.init_names:
+            yield self, name, name, False
 
     def torch_state_dict(self, grads=False):
         """Parameters (or accumulated gradients) under PyTorch's names and layouts, as NumPy arrays."""
@@ -204,9 +227,9 @@ class RNN(RecurrentNet):
     mode, OPTIONS = "rnn", ("nonlinearity",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 dropout=0.0, nonlinearity="tanh", dtype=np.float32, seed=0, kernels=None):
+                 dropout=0.0, nonlinearity="tanh", dtype=np.float32, seed=0, kernels=None, **options):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
-                         nonlinearity=nonlinearity, dtype=dtype, seed=seed, kernels=kernels)
+                         nonlinearity=nonlinearity, dtype=dtype, seed=seed, kernels=kernels, **options)
 
 
 class LSTM(RecurrentNet):
@@ -214,10 +237,11 @@ class LSTM(RecurrentNet):
     mode, OPTIONS = "lstm", ("proj_size", "peepholes")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 dropout=0.0, proj_size=0, peepholes=False, dtype=np.float32, seed=0, kernels=None):
+                 dropout=0.0, proj_size=0, peepholes=False, dtype=np.float32, seed=0, kernels=None,
+                 **options):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
                          proj_size=proj_size, peepholes=peepholes, dtype=dtype, seed=seed,
-                         kernels=kernels)
+                         kernels=kernels, **options)
 
 
 class GRU(RecurrentNet):
@@ -225,6 +249,6 @@ class GRU(RecurrentNet):
     mode, OPTIONS = "gru", ("reset_after",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 dropout=0.0, reset_after=True, dtype=np.float32, seed=0, kernels=None):
+                 dropout=0.0, reset_after=True, dtype=np.float32, seed=0, kernels=None, **options):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, batch_first, dropout,
-                         reset_after=reset_after, dtype=dtype, seed=seed, kernels=kernels)
+                         reset_after=reset_after, dtype=dtype, seed=seed, kernels=kernels, **options)

@@ -14,7 +14,7 @@ state, initialisation. Each is a keyword argument whose default keeps the plain 
     learn_init=True       parameters h0 (L*dirs, H_out) [, c0 (L*dirs, H)], the initial state when
                           forward gets state=None, broadcast over the batch; dh0 = Σ_b dstate
     forget_bias=1.0       LSTM: added to b_x's forget block at construction (Jozefowicz et al. 2015);
-                          the default is 1.0, 0.0 keeps PyTorch's initialisation
+                          the default FORGET_BIAS = 0.0 keeps PyTorch's initialisation
     init="orthogonal"     W_h: an orthogonal matrix per gate block (Saxe et al. 2014)
     init="identity"       RNN: W_h = I, b_x = b_h = 0 (IRNN with nonlinearity="relu", Le et al. 2015)
     init_gain=1.0         scale of the orthogonal / identity W_h
@@ -43,6 +43,7 @@ DEFAULTS = dict(layer_norm=False, input_dropout=0.0, recurrent_dropout=0.0, weig
                 zoneout_c=None, learn_init=False, forget_bias=None, init="default", init_gain=1.0)
 UNIT_OPTIONS = ("layer_norm", "input_dropout", "recurrent_dropout", "weight_drop", "zoneout", "zoneout_c")
 INIT_NAMES = ("h0", "c0")
+FORGET_BIAS = 0.0     # an LSTM's default forget_bias: PyTorch's initialisation (1.0: Jozefowicz et al.)
 
 
 def _bool(name, v):
@@ -81,8 +82,8 @@ def check_options(mode, options, reset_after=True):
     lstm = isinstance(mode, str) and mode == "lstm"
     if o["forget_bias"] is not None and not lstm:
         raise InputError(f"forget_bias: only an LSTM has a forget gate, got {o['forget_bias']!r}")
-    o["forget_bias"] = check_real("forget_bias", 1.0 if o["forget_bias"] is None else o["forget_bias"]) \
-        if lstm else 0.0
+    fb = FORGET_BIAS if o["forget_bias"] is None else o["forget_bias"]
+    o["forget_bias"] = check_real("forget_bias", fb) if lstm else 0.0
     check_choice("init", o["init"], ("default", "orthogonal", "identity"))
     if o["init"] == "identity" and mode != "rnn":
         raise InputError("init: 'identity' (IRNN) is for rnnkit.RNN, got init='identity' for another cell")
@@ -93,10 +94,18 @@ def check_options(mode, options, reset_after=True):
     return o, {name: o[name] for name in options}
 
 
-def unit_maker(o):
-    """The unit class for these options: Recurrent, or VariantRecurrent with its options bound."""
+def unit_maker(o, mode):
+    """The unit class: Recurrent, or VariantRecurrent with its options bound (always for a plug-in cell)."""
     kw = {name: o[name] for name in UNIT_OPTIONS}
-    return (partial(VariantRecurrent, **kw), True) if any(kw.values()) else (Recurrent, False)
+    variant = any(kw.values()) or not isinstance(mode, str)
+    return (partial(VariantRecurrent, **kw), True) if variant else (Recurrent, False)
+
+
+def nonstandard(net):
+    """The options in use that change what a layer computes in evaluation from PyTorch's equations."""
+    o = getattr(net, "options", DEFAULTS)
+    used = [name for name in ("layer_norm", "zoneout", "zoneout_c", "learn_init") if o[name]]
+    return used + ([] if isinstance(net.mode, str) else ["cell"])
 
 
 # -- initialisation and the learnable initial state (whole layer) ----------------------------------
@@ -155,8 +164,9 @@ class VariantRecurrent(Recurrent):
         super().__init__(mode, input_size, hidden_size, proj_size=proj_size, nonlinearity=nonlinearity,
                          reset_after=reset_after, peepholes=peepholes, reverse=reverse, dtype=dtype, rng=rng,
                          kernels=kernels)
-        self.layer_norm, self.input_dropout, self.recurrent_dropout = layer_norm, input_dropout, recurrent_dropout
-        self.weight_drop, self.zoneout, self.zoneout_c = weight_drop, zoneout, zoneout_c
+        self.layer_norm, self.input_dropout = layer_norm, input_dropout
+        self.recurrent_dropout, self.weight_drop = recurrent_dropout, weight_drop
+        self.zoneout, self.zoneout_c = zoneout, zoneout_c
         self.noise_rng = rng if rng is not None else np.random.default_rng(0)
         GH = self.steps.n_gates * hidden_size
         if layer_norm:
@@ -203,7 +213,8 @@ class VariantRecurrent(Recurrent):
         x = check_float("x", x, self.dtype, ndim=3)
         T, B, D = x.shape
         if D != self.input_size:
-            raise ShapeError(f"x: expected last dimension {self.input_size} (input_size), got shape {x.shape}")
+            raise ShapeError(f"x: expected last dimension {self.input_size} (input_size), "
+                             f"got shape {x.shape}")
         lengths = check_lengths(lengths, T, B)
         state = self._check_state(state, B)
         noise = self._noise(self.noise_rng if rng is None else rng, T, B)

@@ -14,6 +14,7 @@ REGISTRY = {
     "RNN": "rnnkit.layers.stack", "LSTM": "rnnkit.layers.stack", "GRU": "rnnkit.layers.stack",
     "Linear": "rnnkit.layers.basic", "Embedding": "rnnkit.layers.basic",
     "MinGRU": "rnnkit.layers.minimal", "MinLSTM": "rnnkit.layers.minimal",
+    "CellRNN": "rnnkit.layers.plugin", "EmbeddingDropout": "rnnkit.layers.embedding_dropout",
     "ManyToMany": "rnnkit.models.many_to_many", "ManyToOne": "rnnkit.models.many_to_one",
     "OneToMany": "rnnkit.models.one_to_many", "EncoderDecoder": "rnnkit.models.seq2seq",
 }
