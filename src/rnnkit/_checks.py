@@ -96,3 +96,15 @@ def check_dtype(name, dtype):
     if dt not in (np.float32, np.float64):
         raise DTypeError(f"{name}: expected float32 or float64, got {dt.name}")
     return dt
+
+
+def check_file_path(name, path):
+    """path as a str naming an existing file, else InputError naming the argument."""
+    import os
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise InputError(f"{name}: expected a str or os.PathLike, got {type(path).__name__}") from None
+    if not os.path.isfile(path):
+        raise InputError(f"{name}: no such file {path!r}")
+    return path

@@ -40,11 +40,10 @@ run_pipeline(modules, x, lengths) runs such a list with NumPy alone (inference, 
 states). float64 modules export to valid double-precision graphs, but onnxruntime's CPU RNN, LSTM
 and GRU kernels run float32 only. onnx is imported on first use: rnnkit works without it.
 """
-import os
 
 import numpy as np
 
-from .._checks import check_array, check_choice, check_float, check_int
+from .._checks import check_array, check_choice, check_file_path, check_float, check_int
 from ..errors import DTypeError, FileFormatError, InputError, ShapeError
 from ..functional import softmax
 from ..layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, RecurrentNet
@@ -265,12 +264,7 @@ def export_onnx(modules, path, *, input="ids", seq_len=None, batch=None, softmax
 # -- import ---------------------------------------------------------------------------------------
 def _load_model(onnx, path):
     """Parse and check an ONNX file; every flaw raises FileFormatError, a bad path InputError."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise InputError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
-    if not os.path.isfile(path):
-        raise InputError(f"path: no such file {path!r}")
+    path = check_file_path("path", path)
     try:
         model = onnx.load(path)
         onnx.checker.check_model(model)

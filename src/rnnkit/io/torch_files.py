@@ -18,11 +18,11 @@ global, so a file whose pickle would call code is rejected before anything runs.
 cannot be read so raises FileFormatError; torch is imported on first use (ImportError without it).
 """
 import io
-import os
 import re
 
 import numpy as np
 
+from .._checks import check_file_path
 from ..errors import FileFormatError, InputError, StateDictError
 from .safe import atomic_write_bytes
 
@@ -62,13 +62,7 @@ def _reason(e):
 
 def _check_path(path):
     """path as a str naming an existing file, else InputError."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise InputError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
-    if not os.path.isfile(path):
-        raise InputError(f"path: no such file {path!r}")
-    return path
+    return check_file_path("path", path)
 
 
 def load_torch_file(path):
