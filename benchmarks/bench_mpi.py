@@ -50,7 +50,7 @@ def compare(args):
     two = json.loads(subprocess.run(["mpiexec", "-n", str(args.ranks)] + base, env=env, capture_output=True,
                                     text=True, check=True).stdout.strip().splitlines()[-1])
     eff = two["chars_per_s"] / (args.ranks * one["chars_per_s"])
-    print(f"| ranks x threads | chars/s | efficiency |\n|---|---|---|")
+    print("| ranks x threads | chars/s | efficiency |\n|---|---|---|")
     print(f"| 1 x 1 | {one['chars_per_s']:,.0f} | 100% |")
     print(f"| {args.ranks} x 1 | {two['chars_per_s']:,.0f} | {100 * eff:.0f}% |")
     print(f"model: 2-layer LSTM {args.hidden}, {one['params']:,} parameters "
