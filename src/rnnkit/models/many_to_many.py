@@ -214,7 +214,7 @@ class ManyToMany(SequenceModel):
         self.task = check_choice("task", task, TASKS)
         if output_size is None and not (task == "classify" and vocab_size is not None):
             raise InputError("output_size: expected an integer (needed unless task='classify' with"
-                             f" vocab_size), got None")
+                             " vocab_size), got None")
         V = check_int("output_size", vocab_size if output_size is None else output_size, low=1)
         dropout = check_real("dropout", dropout, 0.0, 1.0)
         self.input = self.add_child("input", InputLayer(vocab_size, input_size, embedding_dim,
