@@ -72,8 +72,8 @@ def load_torch_file(path):
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:                          # UnpicklingError, RuntimeError, EOFError, ...
-        raise FileFormatError(f"{path}: not a readable PyTorch weights file: torch.load(weights_only="
-                              f"True) refused it ({_reason(e)}); nothing in it was run") from None
+        raise FileFormatError(f"{path}: not a readable PyTorch weights file: the weights-only loader "
+                              f"refused it ({_reason(e)}); nothing in it was run") from None
     if isinstance(obj, dict) and not any(hasattr(v, "detach") for v in obj.values()):
         obj = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), obj)
     if not isinstance(obj, dict):
