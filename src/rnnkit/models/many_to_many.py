@@ -62,11 +62,7 @@ class SequenceModel(Module):
     def __init__(self, config):
         super().__init__()
         self.dtype = check_dtype("dtype", config["dtype"])
-        self._config = {**config, "dtype": self.dtype.name}
-
-    def config(self):
-        """{"type": class name, **kwargs}: rnnkit.models.build(config) rebuilds the model."""
-        return {"type": type(self).__name__, **self._config}
+        self.set_config(**config)        # config() -> {"type": class name, **kwargs}, for models.build
 
     def infer(self, *args, **kwargs):
         """Forward without a cache: the outputs only."""
