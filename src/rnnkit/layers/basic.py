@@ -10,14 +10,12 @@
 Initialisation follows PyTorch: Linear W, b ~ U(±1/sqrt(D)); Embedding W ~ N(0, 1) with the
 padding_idx row zero. PyTorch stores Linear's weight as (H, D): torch_state_dict() gives W^T.
 """
-from collections.abc import Mapping
-
 import numpy as np
 
 from .. import init
 from .._checks import check_array, check_dtype, check_float, check_int, check_int_array, check_real
-from ..errors import DTypeError, InputError, ShapeError, StateDictError
-from .module import Module
+from ..errors import DTypeError, InputError, ShapeError
+from .module import Module, load_torch_layout
 
 
 def _check_x(name, x, dtype, D):
@@ -40,27 +38,6 @@ def _check_cache(cache, ok):
     """Raise unless `cache` came from forward (ok(cache) is True)."""
     if cache is None or not ok(cache):
         raise InputError(f"cache: expected the cache that forward returned, got {cache!r:.60}")
-
-
-def _load_torch(module, state, mine):
-    """Copy a PyTorch-layout dict into `mine` (key -> (param, transposed?)) in place, checked."""
-    if not isinstance(state, Mapping):
-        raise StateDictError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
-    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    if missing or extra:
-        raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}"
-                             f" for {type(module).__name__}")
-    values = []
-    for key, (p, transpose) in mine.items():           # check every entry before copying any
-        v = np.asarray(state[key])
-        want = p.shape[::-1] if transpose else p.shape
-        if v.shape != want:
-            raise StateDictError(f"state_dict[{key!r}]: expected shape {want}, got {v.shape}")
-        if v.dtype.kind not in "fiu":
-            raise StateDictError(f"state_dict[{key!r}]: expected numbers, got dtype {v.dtype}")
-        values.append((p, v.T if transpose else v))
-    for p, v in values:
-        p[...] = v
 
 
 class Linear(Module):
@@ -108,7 +85,7 @@ class Linear(Module):
         mine = {"weight": (self.W, True)}
         if self.b is not None:
             mine["bias"] = (self.b, False)
-        _load_torch(self, state, mine)
+        load_torch_layout(self, state, mine)
 
 
 class Embedding(Module):
@@ -155,7 +132,7 @@ class Embedding(Module):
 
     def load_torch_state_dict(self, state):
         """Copy torch.nn.Embedding's weight (V, E) into W in place."""
-        _load_torch(self, state, {"weight": (self.W, False)})
+        load_torch_layout(self, state, {"weight": (self.W, False)})
 
 
 class Dropout(Module):

@@ -124,3 +124,29 @@ class Module:
         """Forward without a cache; subclasses may override with a leaner path."""
         out = self.forward(*args, **kwargs)
         return out[0] if len(out) == 2 else out[:-1]
+
+
+def load_torch_layout(module, state, mine):
+    """Copy a PyTorch-layout dict (NumPy arrays or CPU tensors) into `mine` (key -> (param, transposed?)).
+
+    Every entry is checked (keys, shapes, numeric dtype) before any is copied, so a failed load
+    leaves the module unchanged.
+    """
+    if not isinstance(state, Mapping):
+        raise StateDictError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
+    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    if missing or extra:
+        raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}"
+                             f" for {type(module).__name__}")
+    values = []
+    for key, (p, transpose) in mine.items():
+        v = state[key]
+        v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+        want = p.shape[::-1] if transpose else p.shape
+        if v.shape != want:
+            raise StateDictError(f"state_dict[{key!r}]: expected shape {want}, got {v.shape}")
+        if v.dtype.kind not in "fiu":
+            raise StateDictError(f"state_dict[{key!r}]: expected numbers, got dtype {v.dtype}")
+        values.append((p, v.T if transpose else v))
+    for p, v in values:
+        p[...] = v

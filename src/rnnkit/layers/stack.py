@@ -19,13 +19,11 @@ Options beyond PyTorch's (layer_norm, input_dropout, recurrent_dropout, weight_d
 zoneout_c, learn_init, forget_bias, init, init_gain) are keyword arguments: rnnkit.layers.variants.
 By default every initialisation is PyTorch's; forget_bias=1.0 starts an LSTM's forget gates open.
 """
-from collections.abc import Mapping
-
 import numpy as np
 
 from .._checks import check_choice, check_dtype, check_float, check_int, check_real
-from ..errors import InputError, ShapeError, StateDictError
-from .module import Module
+from ..errors import InputError, ShapeError
+from .module import Module, load_torch_layout
 from .variants import add_init_grads, check_options, learned_state, setup, unit_maker
 
 _TORCH = (("W_x", "weight_ih", True), ("W_h", "weight_hh", True), ("b_x", "bias_ih", False),
@@ -200,26 +198,8 @@ class RecurrentNet(Module):
 
     def load_torch_state_dict(self, sd):
         """Copy weights from a PyTorch-named state dict (NumPy arrays or CPU tensors) into this module."""
-        if not isinstance(sd, Mapping):
-            raise StateDictError(f"state_dict: expected a dict of arrays, got {type(sd).__name__}")
-        pairs = list(self._torch_pairs())
-        want = {theirs for _, _, theirs, _ in pairs}
-        missing, extra = sorted(want - set(sd)), sorted(set(sd) - want)
-        if missing or extra:
-            raise StateDictError(f"state_dict: missing keys {missing}, unexpected keys {extra}")
-        values = []
-        for unit, mine, theirs, transpose in pairs:      # check every entry before copying any
-            v = sd[theirs]
-            v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
-            p = unit.params[mine]
-            expect = p.T.shape if transpose else p.shape
-            if v.shape != expect:
-                raise StateDictError(f"state_dict[{theirs!r}]: expected shape {expect}, got {v.shape}")
-            if v.dtype.kind not in "fiu":
-                raise StateDictError(f"state_dict[{theirs!r}]: expected numbers, got dtype {v.dtype}")
-            values.append((p, v.T if transpose else v))
-        for p, v in values:
-            p[...] = v
+        load_torch_layout(self, sd, {theirs: (unit.params[mine], transpose)
+                                     for unit, mine, theirs, transpose in self._torch_pairs()})
 
 
 class RNN(RecurrentNet):
