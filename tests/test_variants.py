@@ -233,15 +233,20 @@ def test_learned_initial_state():
     assert {"h0", "c0", "weight_ih_l1_reverse"} <= set(m.torch_state_dict())
 
 
-def test_forget_bias_and_the_pytorch_default():
-    a, b = rnnkit.LSTM(D, H, seed=1, forget_bias=1.0), rnnkit.LSTM(D, H, seed=1)
+def test_forget_bias_default_one_and_the_pytorch_initialisation():
+    a, b = rnnkit.LSTM(D, H, seed=1), rnnkit.LSTM(D, H, seed=1, forget_bias=0.0)
     da = a.children["l0"].params["b_x"] - b.children["l0"].params["b_x"]
     np.testing.assert_allclose(da, np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)], atol=1e-6)
-    for (_, p, _), (_, q, _) in zip(rnnkit.LSTM(D, H, seed=1, forget_bias=0.0).named_parameters(),
-                                    b.named_parameters()):
-        np.testing.assert_array_equal(p, q)                    # the default: PyTorch's initialisation
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(D, H)                                  # forget_bias=0.0: PyTorch's U(±1/sqrt(H))
+    for name, p in b.torch_state_dict().items():
+        bound = 1 / np.sqrt(H)
+        assert p.shape == tuple(getattr(ref, name).shape) and np.abs(p).max() <= bound
     np.testing.assert_array_equal(a.children["l0"].params["W_h"], b.children["l0"].params["W_h"])
-    assert "forget_bias" not in b.config() and a.config()["forget_bias"] == 1.0
+    assert "forget_bias" not in a.config() and b.config()["forget_bias"] == 0.0
+    f = rnnkit.functional.sigmoid(a.children["l0"].params["b_x"][H:2 * H] + a.children["l0"].params["b_h"][H:2 * H])
+    assert f.mean() > 0.65                                     # open forget gates at the start
     with pytest.raises(InputError, match="forget_bias"):
         rnnkit.GRU(D, H, forget_bias=1.0)
 

@@ -11,8 +11,8 @@ import numpy as np
 from .. import tasks
 from ..data import Vocab, read_labelled, read_text
 from ..models import ManyToOne, build
-from .common import (add_training_args, check_file, check_training_args, fail, load_run, new_model,
-                     resume_state, train_model, train_subparsers)
+from .common import (add_training_args, cell_options, check_file, check_training_args, fail,
+                     load_run, new_model, resume_state, train_model, train_subparsers)
 
 CLASSIFY_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 
@@ -45,7 +45,7 @@ def build_classifier(args, vocab_size, n_classes):
     return ManyToOne(vocab_size=vocab_size, num_outputs=n_classes, embedding_dim=args.embedding,
                      cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                      bidirectional=args.bidirectional, dropout=args.dropout, readout=args.readout,
-                     dtype=args.dtype, seed=args.seed)
+                     dtype=args.dtype, seed=args.seed, **cell_options(args))
 
 
 def cmd_train_classify(args):

@@ -31,11 +31,14 @@ from ..progress import ProgressBar, format_duration
 
 TASKS = ("lm", "classify", "tag", "forecast", "seq2seq")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
+CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm")
+VARIANT_FLAGS = ("layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
+SCHEDULES = ("constant", "cosine", "step", "plateau")
 MODEL_FILE, RUN_FILE, LOSS_PNG = "model.rnnkit", "run.json", "loss.png"
 BUDGET_KEYS = ("epochs", "minutes", "steps")
 DEFAULTS = dict(cell="lstm", hidden=128, layers=1, bidirectional=False, dropout=0.0, optimizer="adam",
                 lr=2e-3, clip=5.0, batch=32, seq_len=64, seed=0, val_split=0.1, early_stopping=None,
-                eval_every=200, run=None, dtype="float32")
+                eval_every=200, run=None, dtype="float32", lr_schedule="constant", warmup=0, min_lr=0.0)
 DEFAULT_BUDGET = {"epochs": 10}
 # flags a resumed run takes from the command line rather than from its run.json
 KEEP_ON_RESUME = BUDGET_KEYS + ("resume", "quiet", "run", "eval_every", "early_stopping", "text", "data",
@@ -96,16 +99,31 @@ def add_training_args(parser, **defaults):
     d = {**DEFAULTS, **{k: v for k, v in defaults.items() if k not in BUDGET_KEYS}}
     budget = {k: defaults[k] for k in BUDGET_KEYS if defaults.get(k) is not None} or DEFAULT_BUDGET
     g = parser.add_argument_group("model")
-    g.add_argument("--cell", choices=("rnn", "lstm", "gru"), default=d["cell"], help="recurrent cell")
+    g.add_argument("--cell", choices=CELLS, default=d["cell"],
+                   help="recurrent cell (mingru, minlstm: Feng et al. 2024, one-way, no variant flags)")
     g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units per layer")
     g.add_argument("--layers", type=int, default=d["layers"], help="stacked recurrent layers")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=d["bidirectional"],
                    help="read the sequence both ways")
     g.add_argument("--dropout", type=float, default=d["dropout"], help="dropout between layers and before the output")
     g.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"], help="floating-point type")
+    g = parser.add_argument_group("cell variants (rnn, lstm, gru)")
+    g.add_argument("--layer-norm", action="store_true", help="layer-normalised cell (Ba et al. 2016)")
+    g.add_argument("--recurrent-dropout", type=float, default=0.0, metavar="P",
+                   help="variational dropout on h_{t-1}, one mask per sequence (Gal & Ghahramani 2016)")
+    g.add_argument("--zoneout", type=float, default=0.0, metavar="P",
+                   help="zoneout on the states (Krueger et al. 2016)")
+    g.add_argument("--weight-drop", type=float, default=0.0, metavar="P",
+                   help="DropConnect on W_h (Merity et al. 2017)")
     g = parser.add_argument_group("training")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help="update rule")
     g.add_argument("--lr", type=float, default=d["lr"], help="learning rate")
+    g.add_argument("--lr-schedule", choices=SCHEDULES, default=d["lr_schedule"],
+                   help="constant; cosine (to --min-lr over the step or epoch budget); step (x0.5 at each "
+                        "quarter of it); plateau (x0.5 after 2 evaluations without a better validation loss)")
+    g.add_argument("--warmup", type=int, default=d["warmup"], metavar="N",
+                   help="raise the lr linearly over the first N steps (constant, cosine, step)")
+    g.add_argument("--min-lr", type=float, default=d["min_lr"], help="the lr cosine ends at")
     g.add_argument("--clip", type=float, default=d["clip"], help="clip the gradient norm to this (0: off)")
     g.add_argument("--batch", type=int, default=d["batch"], help="sequences per batch")
     g.add_argument("--seq-len", type=int, default=d["seq_len"], help="time steps per window (truncated BPTT)")
@@ -158,6 +176,46 @@ def make_optimizer(args, model):
         return optim.SGD(model, lr=args.lr, momentum=0.9 if args.optimizer == "momentum" else 0.0)
     cls = {"adagrad": optim.Adagrad, "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
     return cls[args.optimizer](model, lr=args.lr)
+
+
+def cell_options(args):
+    """The model keyword arguments of the cell-variant flags the user gave ({} for none)."""
+    if args.cell in ("mingru", "minlstm") and getattr(args, "bidirectional", False):
+        fail(f"--cell {args.cell}: runs forward in time only; add --no-bidirectional")
+    given = {k: getattr(args, k, 0) for k in VARIANT_FLAGS}
+    given = {k: v for k, v in given.items() if v}
+    for k, v in given.items():
+        if k != "layer_norm" and not 0 <= v < 1:
+            fail(f"--{k.replace('_', '-')}: expected a probability in [0, 1), got {v}")
+    if given and args.cell not in ("rnn", "lstm", "gru"):
+        fail(f"--{next(iter(given)).replace('_', '-')}: a variant of rnn, lstm or gru, not of --cell {args.cell}")
+    return given
+
+
+def make_schedule(args, optimizer, b, n_batches):
+    """The schedule named by --lr-schedule (None for constant without warm-up); b is budget(args)."""
+    kind = getattr(args, "lr_schedule", "constant")
+    warmup, min_lr = getattr(args, "warmup", 0), getattr(args, "min_lr", 0.0)
+    check_choice("--lr-schedule", kind, SCHEDULES)
+    if warmup < 0:
+        fail(f"--warmup: expected an integer >= 0 (steps), got {warmup}")
+    if not 0 <= min_lr < args.lr:
+        fail(f"--min-lr: expected a number in [0, --lr = {args.lr}), got {min_lr}")
+    if kind == "plateau":
+        if warmup:
+            fail("--warmup: not available with --lr-schedule plateau (it steps per evaluation)")
+        return optim.ReduceOnPlateau(optimizer, factor=0.5, patience=2, min_lr=min_lr)
+    total = [v for v in (b["steps"], b["epochs"] and b["epochs"] * n_batches) if v]
+    if kind in ("cosine", "step") and not total:
+        fail(f"--lr-schedule {kind}: needs a step count to decay over; give --steps or --epochs "
+             f"(--minutes may still cap the time)")
+    span = max(1, min(total) - warmup) if total else 1
+    after = None
+    if kind == "cosine":
+        after = optim.CosineAnnealing(optimizer, T_max=span, eta_min=min_lr)
+    elif kind == "step":
+        after = optim.StepLR(optimizer, step_size=max(1, span // 4), gamma=0.5)
+    return optim.Warmup(optimizer, warmup, after) if warmup else after
 
 
 def budget(args):
@@ -329,7 +387,7 @@ def train_model(args, model, train_data, val_data, task, meta, **fit_kwargs):
     """
     from ..distributed import DataParallel, mpi_world_size
     from ..io.model_file import save
-    from ..train import fit
+    from ..train import _per_evaluation, fit
     check_training_args(args)
     blas_threads(1)
     optimizer = make_optimizer(args, model)
@@ -346,7 +404,10 @@ def train_model(args, model, train_data, val_data, task, meta, **fit_kwargs):
     b = budget(args)
     if args.eval_every is None:
         args.eval_every = max(1, len(train_data))      # once per epoch
-    kwargs = dict(steps=b["steps"], epochs=b["epochs"], minutes=b["minutes"], val_data=val_data,
+    schedule = make_schedule(args, optimizer, b, len(train_data))
+    if schedule is not None and val_data is None and _per_evaluation(schedule):
+        fail("--lr-schedule plateau: needs validation data (--val-split > 0 or a validation file)")
+    kwargs = dict(steps=b["steps"], epochs=b["epochs"], minutes=b["minutes"], val_data=val_data, schedule=schedule,
                   eval_every=args.eval_every, log_every=min(50, args.eval_every),
                   clip_norm=args.clip if args.clip and args.clip > 0 else None,
                   run_dir=path, checkpoint_every=max(args.eval_every, 100),

@@ -16,7 +16,8 @@ from .. import forecasting as fc
 from ..models.many_to_many import ManyToMany
 from ..models.many_to_one import ManyToOne
 from ..train import Batches
-from .common import add_training_args, check_file, fail, load_run, resume_state, train_model, train_subparsers
+from .common import (add_training_args, cell_options, check_file, fail, load_run, resume_state,
+                     train_model, train_subparsers)
 
 TASK = "forecast"
 ARCHS = ("many-to-one", "many-to-many")
@@ -52,7 +53,7 @@ def _model(args, D, config):
         return build(config)
     common = dict(input_size=D, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                   bidirectional=args.bidirectional, dropout=args.dropout, task="regress",
-                  dtype=args.dtype, seed=args.seed)
+                  dtype=args.dtype, seed=args.seed, **cell_options(args))
     if args.arch == "many-to-one":
         return ManyToOne(num_outputs=args.horizon, **common)
     return ManyToMany(output_size=args.horizon, **common)

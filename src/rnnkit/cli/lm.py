@@ -9,8 +9,8 @@ from .. import tasks
 from ..data import Vocab, read_text
 from ..models import ManyToMany, build
 from ..train import evaluate
-from .common import (add_training_args, check_file, check_training_args, fail, load_run, new_model,
-                     resume_state, train_model, train_subparsers)
+from .common import (add_training_args, cell_options, check_file, check_training_args, fail,
+                     load_run, new_model, resume_state, train_model, train_subparsers)
 
 LM_DEFAULTS = dict(hidden=256, seq_len=64, batch=32, lr=2e-3, eval_every=200, minutes=5)
 
@@ -19,7 +19,7 @@ def build_lm(args, vocab):
     """A ManyToMany language model over `vocab` from the command's flags."""
     return ManyToMany(vocab_size=len(vocab), embedding_dim=args.embedding, cell=args.cell,
                       hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
-                      dtype=args.dtype, seed=args.seed)
+                      dtype=args.dtype, seed=args.seed, **cell_options(args))
 
 
 def prepare(args, text):

@@ -14,7 +14,8 @@ from .. import translation as tr
 from ..data import Vocab
 from ..models.seq2seq import EncoderDecoder
 from ..train import Batches
-from .common import add_training_args, check_file, fail, load_run, resume_state, train_model, train_subparsers
+from .common import (VARIANT_FLAGS, add_training_args, check_file, fail, load_run, resume_state,
+                     train_model, train_subparsers)
 
 TASK = "seq2seq"
 ATTENTION = ("additive", "dot", "general", "none")
@@ -36,6 +37,9 @@ def _model(args, src_vocab, tgt_vocab, config):
     if config is not None:
         from ..models import build
         return build(config)
+    if args.cell not in ("rnn", "lstm", "gru") or any(getattr(args, k, 0) for k in VARIANT_FLAGS):
+        fail(f"--cell {args.cell} and the cell-variant flags: seq2seq takes --cell rnn, lstm or gru "
+             f"without variants")
     attention = "additive" if args.attention == "none" else args.attention
     if attention == "dot" and args.bidirectional:
         fail("--attention dot: needs encoder states of the decoder's size; add --no-bidirectional, "

@@ -9,8 +9,8 @@ from .. import tasks
 from ..data import Vocab
 from ..models import ManyToMany, build
 from ..train import evaluate
-from .common import (add_training_args, check_file, check_training_args, new_model, resume_state,
-                     train_model, train_subparsers)
+from .common import (add_training_args, cell_options, check_file, check_training_args, new_model,
+                     resume_state, train_model, train_subparsers)
 
 TAG_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 
@@ -20,7 +20,7 @@ def build_tagger(args, vocab_size, n_tags):
     return ManyToMany(vocab_size=vocab_size, output_size=n_tags, embedding_dim=args.embedding,
                       cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                       bidirectional=args.bidirectional, dropout=args.dropout, dtype=args.dtype,
-                      seed=args.seed)
+                      seed=args.seed, **cell_options(args))
 
 
 def split(args, sentences, tags):

@@ -79,9 +79,13 @@ def chrono_init(model, T, seed=0):
 
 
 def make_model(cell, hidden, T, seed=0, chrono=True):
-    """A ManyToOne regressor of 2-d inputs for the adding problem (chrono-initialised if an LSTM)."""
+    """A ManyToOne regressor of 2-d inputs for the adding problem (chrono-initialised if an LSTM).
+
+    chrono=False for an LSTM gives PyTorch's initialisation (forget_bias=0.0: f ≈ 0.5).
+    """
+    options = {"forget_bias": 0.0} if cell == "lstm" and not chrono else {}
     model = ManyToOne(input_size=2, num_outputs=1, cell=cell, hidden_size=hidden, task="regress",
-                      seed=seed)
+                      seed=seed, **options)
     if cell == "lstm" and chrono:
         chrono_init(model, T, seed)
     return model

@@ -29,6 +29,7 @@ import numpy as np
 from .._checks import check_array, check_choice, check_dtype
 from ..errors import DTypeError, InputError
 from ..layers.stack import GRU, LSTM, RNN
+from ..layers.variants import nonstandard
 
 _MODES = {"simplernn": "rnn", "lstm": "lstm", "gru": "gru"}
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -140,6 +141,9 @@ def to_keras(layer):
     mode, H = layer.mode, layer.hidden_size
     if mode == "lstm" and (layer.proj_size or layer.peepholes):
         raise InputError("layer: Keras's LSTM has no projection (proj_size) and no peepholes")
+    if nonstandard(layer):
+        raise InputError(f"layer: {', '.join(nonstandard(layer))}: rnnkit-only options with no Keras "
+                         f"counterpart; convert a layer without them")
     extra = [n for n, _, _ in layer.named_parameters() if n.rsplit(".", 1)[-1] not in _PARAMS]
     if extra:
         raise InputError(f"layer: parameters {extra} have no Keras counterpart")

@@ -47,6 +47,7 @@ from .._checks import check_array, check_choice, check_file_path, check_float, c
 from ..errors import DTypeError, FileFormatError, InputError, ShapeError
 from ..functional import softmax
 from ..layers import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, RecurrentNet
+from ..layers.variants import nonstandard
 from .safe import atomic_write_bytes
 
 DEFAULT_OPSET = 17
@@ -125,6 +126,9 @@ def _check_pipeline(modules, export=True):
             raise InputError(f"modules[{i}]: nothing can follow a Softmax (it must be last)")
         if export and isinstance(m, RecurrentNet) and m.proj_size:
             raise InputError(f"modules[{i}]: LSTM proj_size={m.proj_size}: ONNX LSTM has no projection")
+        if export and isinstance(m, RecurrentNet) and nonstandard(m):
+            raise InputError(f"modules[{i}]: {', '.join(nonstandard(m))}: rnnkit-only options with no ONNX "
+                             f"RNN/LSTM/GRU counterpart; export a layer without them")
         if export and isinstance(m, RecurrentNet) and m.batch_first:
             raise InputError(f"modules[{i}]: batch_first=True: ONNX export is time-major; build the "
                              f"layer with batch_first=False (same weights)")

@@ -180,6 +180,7 @@ class MinimalNet(Module):
     """The shared body of MinGRU and MinLSTM: stacked layers, scan for training, step for generation."""
 
     mode = None
+    dirs, bidirectional, proj_size = 1, False, 0      # as rnnkit.GRU's attributes, for the models
 
     def __init__(self, input_size, hidden_size, num_layers=1, batch_first=False, dtype=np.float32,
                  seed=0):

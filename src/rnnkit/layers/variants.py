@@ -13,8 +13,9 @@ state, initialisation. Each is a keyword argument whose default keeps the plain 
                           zoneout acts on h, zoneout_c on c (the extra states); zoneout_c=None: as h
     learn_init=True       parameters h0 (L*dirs, H_out) [, c0 (L*dirs, H)], the initial state when
                           forward gets state=None, broadcast over the batch; dh0 = Σ_b dstate
-    forget_bias=1.0       LSTM: added to b_x's forget block at construction (Jozefowicz et al. 2015);
-                          the default FORGET_BIAS = 0.0 keeps PyTorch's initialisation
+    forget_bias=1.0       LSTM: added to b_x's forget block at construction (Jozefowicz et al. 2015):
+                          the default, FORGET_BIAS, starts the forget gates open (f ≈ 0.73, not 0.5);
+                          forget_bias=0.0 gives PyTorch's initialisation exactly
     init="orthogonal"     W_h: an orthogonal matrix per gate block (Saxe et al. 2014)
     init="identity"       RNN: W_h = I, b_x = b_h = 0 (IRNN with nonlinearity="relu", Le et al. 2015)
     init_gain=1.0         scale of the orthogonal / identity W_h
@@ -43,7 +44,7 @@ DEFAULTS = dict(layer_norm=False, input_dropout=0.0, recurrent_dropout=0.0, weig
                 zoneout_c=None, learn_init=False, forget_bias=None, init="default", init_gain=1.0)
 UNIT_OPTIONS = ("layer_norm", "input_dropout", "recurrent_dropout", "weight_drop", "zoneout", "zoneout_c")
 INIT_NAMES = ("h0", "c0")
-FORGET_BIAS = 0.0     # an LSTM's default forget_bias: PyTorch's initialisation (1.0: Jozefowicz et al.)
+FORGET_BIAS = 1.0     # an LSTM's default forget_bias (Jozefowicz et al. 2015); 0.0: PyTorch's initialisation
 
 
 def _bool(name, v):

@@ -29,24 +29,36 @@ from .. import init
 from .._checks import (check_array, check_choice, check_dtype, check_float, check_int,
                        check_int_array, check_real)
 from ..errors import InputError
-from ..layers import GRU, LSTM, RNN, Dropout, Embedding, Module
+from ..layers import GRU, LSTM, RNN, Dropout, Embedding, MinGRU, MinLSTM, Module
 from ..layers.sequence import check_lengths
 from ..losses import cross_entropy, mse
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-CELL_OPTIONS = {"rnn": ("nonlinearity", "kernels"), "lstm": ("proj_size", "peepholes", "kernels"),
-                "gru": ("reset_after", "kernels")}
+VARIANT_OPTIONS = ("layer_norm", "input_dropout", "recurrent_dropout", "weight_drop", "zoneout",
+                   "learn_init", "init", "init_gain")          # rnnkit.layers.variants
+CELL_OPTIONS = {"rnn": ("nonlinearity", "kernels") + VARIANT_OPTIONS,
+                "lstm": ("proj_size", "peepholes", "kernels", "forget_bias", "zoneout_c") + VARIANT_OPTIONS,
+                "gru": ("reset_after", "kernels") + VARIANT_OPTIONS}
+MINIMAL = {"mingru": MinGRU, "minlstm": MinLSTM}     # one-way, no options, no dropout between layers
+CELL_OPTIONS.update(mingru=(), minlstm=())
 TASKS = ("classify", "regress")
 
 
 def make_recurrent(cell, input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
                    cell_options):
-    """The RNN, LSTM or GRU stack of `cell`, with the options that cell takes (others raise)."""
-    check_choice("cell", cell, tuple(CELLS))
+    """The RNN, LSTM, GRU, MinGRU or MinLSTM stack of `cell`, with the options that cell takes."""
+    check_choice("cell", cell, tuple(CELLS) + tuple(MINIMAL))
     extra = sorted(set(cell_options) - set(CELL_OPTIONS[cell]))
     if extra:
         raise InputError(f"{extra[0]}: not an option of cell={cell!r} (its options:"
-                         f" {', '.join(CELL_OPTIONS[cell])}), got {cell_options[extra[0]]!r}")
+                         f" {', '.join(CELL_OPTIONS[cell]) or 'none'}), got {cell_options[extra[0]]!r}")
+    if cell in MINIMAL:
+        if bidirectional:
+            raise InputError(f"bidirectional: cell={cell!r} runs forward in time only, got True")
+        if dropout and num_layers > 1:
+            raise InputError(f"dropout: cell={cell!r} has no dropout between its layers; expected 0.0 "
+                             f"with num_layers={num_layers}, got {dropout}")
+        return MINIMAL[cell](input_size, hidden_size, num_layers, dtype=dtype, seed=seed)
     return CELLS[cell](input_size, hidden_size, num_layers, bidirectional, dropout=dropout,
                        dtype=dtype, seed=seed, **cell_options)
 

@@ -59,6 +59,9 @@ class OneToMany(SequenceModel):
             self.start_id = check_int("start_id", start_id, 0, V - 1)
         dropout = check_real("dropout", dropout, 0.0, 1.0)
         D = self.input.size + (self.D_v if self.feed == "every_step" else 0)
+        if cell in ("mingru", "minlstm"):
+            raise InputError(f"cell: OneToMany needs rnn, lstm or gru (a minGRU/minLSTM state must stay "
+                             f">= 0, which a state made from the vector is not), got {cell!r}")
         self.rnn = self.add_child("rnn", make_recurrent(cell, D, hidden_size, num_layers, False,
                                                         dropout, self.dtype, seed, cell_options))
         if self.feed == "init":
