@@ -11,8 +11,8 @@ import numpy as np
 from .. import tasks
 from ..data import Vocab, read_labelled, read_text
 from ..models import ManyToOne, build
-from .common import (add_training_args, cell_options, check_file, check_training_args, fail,
-                     load_run, new_model, resume_state, train_model, train_subparsers)
+from .common import check_file, load_run, new_model, resume_state, train_model, train_subparsers
+from .flags import add_training_args, cell_options, check_training_args, fail
 
 CLASSIFY_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 

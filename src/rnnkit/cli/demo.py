@@ -10,7 +10,8 @@ import time
 
 from .. import tasks
 from ..data import stdlib_corpus
-from .common import DEFAULTS, blas_threads, run_dir
+from .common import blas_threads, run_dir
+from .flags import DEFAULTS
 from .lm import build_lm, train_lm
 
 CORPUS_CHARS = 3_000_000     # one or two passes at CPU speed in the default budget

@@ -16,8 +16,8 @@ from .. import forecasting as fc
 from ..models.many_to_many import ManyToMany
 from ..models.many_to_one import ManyToOne
 from ..train import Batches
-from .common import (add_training_args, cell_options, check_file, fail, load_run, resume_state,
-                     train_model, train_subparsers)
+from .common import check_file, load_run, resume_state, train_model, train_subparsers
+from .flags import add_training_args, cell_options, fail
 
 TASK = "forecast"
 ARCHS = ("many-to-one", "many-to-many")

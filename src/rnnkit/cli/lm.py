@@ -9,8 +9,8 @@ from .. import tasks
 from ..data import Vocab, read_text
 from ..models import ManyToMany, build
 from ..train import evaluate
-from .common import (add_training_args, cell_options, check_file, check_training_args, fail,
-                     load_run, new_model, resume_state, train_model, train_subparsers)
+from .common import check_file, load_run, new_model, resume_state, train_model, train_subparsers
+from .flags import add_training_args, cell_options, check_training_args, fail
 
 LM_DEFAULTS = dict(hidden=256, seq_len=64, batch=32, lr=2e-3, eval_every=200, minutes=5)
 

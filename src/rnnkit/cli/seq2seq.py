@@ -14,8 +14,8 @@ from .. import translation as tr
 from ..data import Vocab
 from ..models.seq2seq import EncoderDecoder
 from ..train import Batches
-from .common import (VARIANT_FLAGS, add_training_args, check_file, fail, load_run, resume_state,
-                     train_model, train_subparsers)
+from .common import check_file, load_run, resume_state, train_model, train_subparsers
+from .flags import VARIANT_FLAGS, add_training_args, fail
 
 TASK = "seq2seq"
 ATTENTION = ("additive", "dot", "general", "none")

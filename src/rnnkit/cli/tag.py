@@ -9,8 +9,8 @@ from .. import tasks
 from ..data import Vocab
 from ..models import ManyToMany, build
 from ..train import evaluate
-from .common import (add_training_args, cell_options, check_file, check_training_args, new_model,
-                     resume_state, train_model, train_subparsers)
+from .common import check_file, new_model, resume_state, train_model, train_subparsers
+from .flags import add_training_args, cell_options, check_training_args
 
 TAG_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 
