@@ -63,8 +63,9 @@ def test_schedule_and_variant_errors_are_one_line(tmp_path, text_file, capsys, a
 
 @pytest.mark.parametrize("argv,expect", [
     (["--cell", "mingru"], {"cell": "mingru"}),
-    (["--cell", "lstm", "--layer-norm", "--recurrent-dropout", 0.2, "--zoneout", 0.1, "--weight-drop", 0.1],
-     {"layer_norm": True, "recurrent_dropout": 0.2, "zoneout": 0.1, "weight_drop": 0.1}),
+    (["--cell", "lstm", "--layer-norm", "--recurrent-dropout", 0.2, "--zoneout", 0.1, "--weight-drop", 0.1,
+      "--input-dropout", 0.3],
+     {"layer_norm": True, "recurrent_dropout": 0.2, "zoneout": 0.1, "weight_drop": 0.1, "input_dropout": 0.3}),
 ])
 def test_variant_flags_reach_the_model(tmp_path, text_file, capsys, argv, expect):
     rd = tmp_path / "v"

@@ -8,7 +8,7 @@ from ..errors import InputError
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm")
-VARIANT_FLAGS = ("layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
+VARIANT_FLAGS = ("layer_norm", "input_dropout", "recurrent_dropout", "zoneout", "weight_drop")
 SCHEDULES = ("constant", "cosine", "step", "plateau")
 BUDGET_KEYS = ("epochs", "minutes", "steps")
 DEFAULTS = dict(cell="lstm", hidden=128, layers=1, bidirectional=False, dropout=0.0, optimizer="adam",
@@ -41,6 +41,9 @@ def add_training_args(parser, **defaults):
     g.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"], help="floating-point type")
     g = parser.add_argument_group("cell variants (rnn, lstm, gru)")
     g.add_argument("--layer-norm", action="store_true", help="layer-normalised cell (Ba et al. 2016)")
+    g.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
+                   help="variational dropout on each layer's input (the embeddings for layer 0), one mask "
+                        "per sequence")
     g.add_argument("--recurrent-dropout", type=float, default=0.0, metavar="P",
                    help="variational dropout on h_{t-1}, one mask per sequence (Gal & Ghahramani 2016)")
     g.add_argument("--zoneout", type=float, default=0.0, metavar="P",
