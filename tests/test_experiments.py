@@ -124,18 +124,36 @@ def test_negation_quick_rnn_wins_on_negated(quick):
 
 def test_cells_quick_parameters_and_losses(quick):
     result, _ = quick["cells"]
-    assert_table(result, 3)
+    assert_table(result, 7)
     rows = {r["cell"]: r for r in result["rows"]}
+    assert list(rows) == ["rnn", "lstm", "gru", "lnlstm", "lngru", "mingru", "minlstm"]
     assert result["gru_lstm_ratio"] == 0.75
     D, H = cells.QUICK.embedding_dim, cells.QUICK.hidden
-    for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
-        assert rows[cell]["recurrent_params"] == G * H * (D + H + 2)
+    for cell, n in (("rnn", H * (D + H + 2)), ("gru", 3 * H * (D + H + 2)), ("lstm", 4 * H * (D + H + 2)),
+                    ("lngru", 3 * H * (D + H + 4)), ("lnlstm", 4 * H * (D + H + 4) + 2 * H),
+                    ("mingru", 2 * H * (D + 1)), ("minlstm", 3 * H * (D + 1))):
+        assert rows[cell]["recurrent_params"] == n
         assert rows[cell]["params"] > rows[cell]["recurrent_params"]
         assert rows[cell]["s_per_100_steps"] > 0
         steps, losses = zip(*result["curves"][cell])
         assert steps[-1] == cells.QUICK.steps
         assert losses[-1] < losses[0] and np.isfinite(rows[cell]["val_loss"])
+        assert 0 <= rows[cell]["adding_mse"] < 10
+    assert abs(result["adding_mean_guess"] - 1 / 6) < 0.05
     assert_png(result["png"])
+
+
+def test_cells_reads_a_text_file(tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("to be, or not to be: that is the question.\n" * 300, encoding="utf-8")
+    vocab, train_ids, val_ids = cells.corpus_ids(cells.QUICK, 0, str(text))
+    assert len(vocab) == len(set(text.read_text(encoding="utf-8")))
+    assert len(train_ids) + len(val_ids) == cells.QUICK.text_chars
+    assert len(val_ids) == cells.QUICK.text_chars - int(0.9 * cells.QUICK.text_chars)
+    with pytest.raises(InputError, match="no such file"):
+        cells.corpus_ids(cells.QUICK, 0, str(tmp_path / "missing.txt"))
+    with pytest.raises(InputError, match="text: not an option of experiment 'negation'"):
+        experiments.run("negation", quick=True, out_dir=str(tmp_path), text=str(text))
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -151,6 +169,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["experiment", "cells", "--quick", "--seed", "-1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "rnnkit experiment: error: seed: expected an integer in [0, inf], got -1"
+    assert main(["experiment", "negation", "--quick", "--text", "x.txt", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("rnnkit experiment: error: text: not an option of experiment")
     with pytest.raises(SystemExit) as e:
         main(["experiment", "exploding"])
     assert e.value.code == 2
@@ -162,5 +182,5 @@ def test_entry_point_lists_experiments():
     p = subprocess.run([sys.executable, "-m", "rnnkit", "experiment", "--help"], capture_output=True,
                        text=True, env=env, timeout=120)
     assert p.returncode == 0
-    for name in ("vanishing", "negation", "cells", "--quick", "--out", "--seed"):
+    for name in ("vanishing", "negation", "cells", "--quick", "--out", "--seed", "--text"):
         assert name in p.stdout

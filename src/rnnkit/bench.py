@@ -1,14 +1,20 @@
 """Benchmarks: rnnkit beside PyTorch in one process, and beside the matrix-multiply limit.
 
-For each config (T, B, D=H), cell (lstm, gru, rnn) and mode — train: forward + backward of one
-layer with loss = sum of outputs (dX included); infer: forward only — rnnkit and PyTorch run
-alternately: `warmup` rounds, then `repeat` rounds; the figures are medians.
+For each config (T, B, D=H), cell and mode — train: forward + backward of one layer with loss =
+sum of outputs (dX included); infer: forward only — rnnkit and PyTorch run alternately: `warmup`
+rounds, then `repeat` rounds; the figures are medians. Cells:
+    lstm, gru, rnn   rnnkit.LSTM / GRU / RNN        against nn.LSTM / nn.GRU / nn.RNN
+    lnlstm           rnnkit.LSTM(layer_norm=True)   against a Python time loop with nn.LayerNorm
+    mingru           rnnkit.MinGRU (log-space scan) against the scan in torch (logcumsumexp, autograd)
+PyTorch has no LN-LSTM or minGRU layer: their references, rnnkit.bench_torch_variants, are the code
+a PyTorch user writes instead, holding the rnnkit layer's weights (tested equal in outputs and dX).
 
     tokens/s    = T*B / time
     ratio       = PyTorch time / rnnkit time          (> 1: rnnkit is faster)
     GEMM limit  = time of the layer's matrix products alone, measured in the same run with
                   NumPy's BLAS: forward X W_x once and h W_h per step; backward dA W_h^T per step,
-                  then H_prev^T dA, X^T dA and dA W_x^T      (% of limit = limit / rnnkit time)
+                  then H_prev^T dA, X^T dA and dA W_x^T      (% of limit = limit / rnnkit time);
+                  minGRU has no h W_h: forward X W_x, backward X^T dK and dK W_x^T only
     generation  = one char-LSTM step at B=1: embedding, cell, linear, softmax, sample (µs/step)
 
 Threads follow OMP_NUM_THREADS (or OPENBLAS_NUM_THREADS, MKL_NUM_THREADS), else all cores;
@@ -25,15 +31,16 @@ import numpy as np
 
 CONFIGS = ((100, 32, 256), (100, 64, 512), (50, 1, 128), (200, 16, 1024))   # (T, B, H), D = H
 QUICK = ((100, 32, 256), (50, 1, 128))
-CELLS = ("lstm", "gru", "rnn")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+CELLS = ("lstm", "lnlstm", "mingru", "gru", "rnn")
+GATES = {"lstm": 4, "lnlstm": 4, "mingru": 2, "gru": 3, "rnn": 1}   # G: W_x is (D, G*H)
+RECURRENT = {"lstm": True, "lnlstm": True, "mingru": False, "gru": True, "rnn": True}   # has h W_h
 
 
 @dataclass
 class BenchOptions:
     """What to run; defaults are the full benchmark."""
     configs: tuple = CONFIGS            # (T, B, H) triples, D = H
-    cells: tuple = CELLS                # subset of lstm, gru, rnn
+    cells: tuple = CELLS                # subset of lstm, lnlstm, mingru, gru, rnn
     modes: tuple = ("train", "infer")   # subset of train, infer
     repeat: int = 7                     # timed rounds per case (medians reported)
     warmup: int = 2                     # untimed rounds per case
@@ -97,8 +104,11 @@ def alternate(fns, warmup, repeat):
 
 
 # -- the GEMM lower limit ---------------------------------------------------------------------------
-def gemm_limit_fns(T, B, H, G, dtype=np.float32):
-    """(forward, backward) closures doing exactly the matrix products of one layer, D = H."""
+def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
+    """(forward, backward) closures doing exactly the matrix products of one layer, D = H.
+
+    recurrent=False (minGRU): no per-step h W_h, dA W_h^T, nor H_prev^T dA.
+    """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((T * B, H)).astype(dtype)              # (T*B, D)
     Hp = rng.standard_normal((T * B, H)).astype(dtype)             # (T*B, H) previous states
@@ -108,24 +118,27 @@ def gemm_limit_fns(T, B, H, G, dtype=np.float32):
     AX, a, dh = np.empty_like(dA), np.empty((B, G * H), dtype), np.empty((B, H), dtype)
     dW, dX = np.empty_like(W_x), np.empty_like(X)
 
+    steps = range(T) if recurrent else ()
+
     def forward():
         np.matmul(X, W_x, out=AX)
-        for t in range(T):
+        for t in steps:
             np.matmul(Hp[t * B:(t + 1) * B], W_h, out=a)
 
     def backward():
-        for t in range(T):
+        for t in steps:
             np.matmul(dA[t * B:(t + 1) * B], W_h.T, out=dh)
-        np.matmul(Hp.T, dA, out=dW)
+        if recurrent:
+            np.matmul(Hp.T, dA, out=dW)
         np.matmul(X.T, dA, out=dW)
         np.matmul(dA, W_x.T, out=dX)
 
     return forward, backward
 
 
-def gemm_limit_ms(T, B, H, G, warmup, repeat):
+def gemm_limit_ms(T, B, H, G, warmup, repeat, recurrent=True):
     """Median ms of the forward GEMMs and of the backward GEMMs of one layer."""
-    fwd, bwd = gemm_limit_fns(T, B, H, G)
+    fwd, bwd = gemm_limit_fns(T, B, H, G, recurrent)
     tf, tb = alternate([fwd, bwd], warmup, repeat)
     return _median_ms(tf), _median_ms(tb)
 
@@ -134,7 +147,9 @@ def gemm_limit_ms(T, B, H, G, warmup, repeat):
 def _rnnkit_model(cell, H):
     """A one-layer float32 rnnkit model with D = H."""
     import rnnkit
-    return {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell](H, H)
+    if cell == "lnlstm":
+        return rnnkit.LSTM(H, H, layer_norm=True)
+    return {"lstm": rnnkit.LSTM, "mingru": rnnkit.MinGRU, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell](H, H)
 
 
 def rnnkit_fns(model, x):
@@ -152,10 +167,14 @@ def rnnkit_fns(model, x):
 
 
 def torch_fns(torch, cell, model, x):
-    """(train, infer) closures for the torch twin of an rnnkit model."""
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    m = cls(model.input_size, model.hidden_size)
-    m.load_state_dict({k: torch.from_numpy(v) for k, v in model.torch_state_dict().items()})
+    """(train, infer) closures for the torch twin of an rnnkit model (the reference for variants)."""
+    if cell in ("lnlstm", "mingru"):
+        from .bench_torch_variants import reference
+        m = reference(cell, model)
+    else:
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+        m = cls(model.input_size, model.hidden_size)
+        m.load_state_dict({k: torch.from_numpy(v) for k, v in model.torch_state_dict().items()})
     tx = torch.from_numpy(x).requires_grad_(True)
 
     def train():
@@ -178,7 +197,7 @@ def run_case(torch, cfg, cell, modes, warmup, repeat):
     model = _rnnkit_model(cell, H)
     ours = dict(zip(("train", "infer"), rnnkit_fns(model, x)))
     theirs = dict(zip(("train", "infer"), torch_fns(torch, cell, model, x))) if torch else {}
-    g_fwd, g_bwd = gemm_limit_ms(T, B, H, GATES[cell], warmup, repeat)
+    g_fwd, g_bwd = gemm_limit_ms(T, B, H, GATES[cell], warmup, repeat, RECURRENT[cell])
     rows = []
     for mode in modes:
         fns = [ours[mode]] + ([theirs[mode]] if torch else [])
@@ -251,12 +270,12 @@ def _fmt(v, spec):
 
 def format_table(results):
     """The results as a plain-text table (ms, tokens/s, ratio, % of the GEMM limit)."""
-    head = (f"{'T, B, D=H':>15} {'cell':>5} {'mode':>6} {'rnnkit ms':>10} {'tokens/s':>10} "
+    head = (f"{'T, B, D=H':>15} {'cell':>6} {'mode':>6} {'rnnkit ms':>10} {'tokens/s':>10} "
             f"{'torch ms':>9} {'ratio':>6} {'GEMM ms':>8} {'% limit':>7}")
     lines = [head, "-" * len(head)]
     for r in results["cases"]:
         cfg = f"{r['T']}, {r['B']}, {r['H']}"
-        lines.append(f"{cfg:>15} {r['cell']:>5} {r['mode']:>6} {r['rnnkit_ms']:>10.2f} "
+        lines.append(f"{cfg:>15} {r['cell']:>6} {r['mode']:>6} {r['rnnkit_ms']:>10.2f} "
                      f"{r['tokens_per_s']:>10.0f} {_fmt(r.get('torch_ms'), '9.2f'):>9} "
                      f"{_fmt(r.get('ratio'), '6.2f'):>6} {r['gemm_ms']:>8.2f} {r['pct_gemm_limit']:>6.0f}%")
     g = results.get("generation")
@@ -289,12 +308,22 @@ def _triple(s):
     return T, B, H
 
 
+def _cells(s):
+    """'lstm,mingru' -> ['lstm', 'mingru'], each one of CELLS."""
+    names = [c for c in s.split(",") if c]
+    bad = [c for c in names if c not in CELLS] or ([] if names else [s])
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected cells among {', '.join(CELLS)}, got {bad[0]!r}")
+    return names
+
+
 def parse_args(argv=None):
     """Command-line arguments -> BenchOptions."""
     p = argparse.ArgumentParser(prog="rnnkit bench", description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", type=_triple, help="T,B,H triples (D = H); default: the four standard ones")
     p.add_argument("--quick", action="store_true", help="the two small configs, 3 rounds: for iteration")
-    p.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="cells to run")
+    p.add_argument("--cells", nargs="+", type=_cells, default=[list(CELLS)],
+                   help=f"cells to run, spaced or comma-separated, of {', '.join(CELLS)} (default: all)")
     p.add_argument("--modes", nargs="+", choices=("train", "infer"), default=["train", "infer"],
                    help="train (forward + backward) and/or infer (forward only)")
     p.add_argument("--repeat", type=int, help="timed rounds per case (default 7, 3 with --quick)")
@@ -306,7 +335,8 @@ def parse_args(argv=None):
     if (a.repeat is not None and a.repeat < 1) or a.warmup < 0:
         p.error(f"--repeat: expected at least 1, --warmup at least 0; got {a.repeat}, {a.warmup}")
     configs = tuple(a.configs) if a.configs else (QUICK if a.quick else CONFIGS)
-    return BenchOptions(configs=configs, cells=tuple(a.cells), modes=tuple(a.modes),
+    cells = tuple(dict.fromkeys(c for group in a.cells for c in group))
+    return BenchOptions(configs=configs, cells=cells, modes=tuple(a.modes),
                         repeat=a.repeat or (3 if a.quick else 7), warmup=a.warmup, torch=not a.no_torch,
                         generation=not a.no_generation, json_path=a.json)
 

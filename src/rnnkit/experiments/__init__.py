@@ -5,17 +5,20 @@
                 (Hochreiter & Schmidhuber 1997; Bengio, Simard & Frasconi 1994; Pascanu et al. 2013)
     negation    bag-of-words logistic regression against a recurrent classifier on sentences
                 with negation and contrast ("not bad at all", "good but not great")
-    cells       RNN vs LSTM vs GRU on one character-level language model and one budget:
-                parameters (GRU/LSTM = 3/4), seconds per 100 steps, final loss
+    cells       RNN, LSTM, GRU, LN-LSTM, LN-GRU, minGRU and minLSTM on one budget: a char-level
+                language model (parameters, seconds per 100 steps, validation loss) and the
+                adding problem at T = 100 (best validation MSE)
 
 Every experiment is `run(quick=False, out_dir=".", seed=0, progress=True) -> dict` with at least
     "rows"      the table, a list of dicts (one per row, the same keys in each)
     "columns"   the keys of a row, in print order
     "png"       the path of the picture it wrote
 It prints its table(s); `progress` shows the training progress bars. `quick=True` runs a much
-smaller version (seconds) that shows the same direction, for tests.
+smaller version (seconds) that shows the same direction, for tests. An experiment may take more
+keyword options (cells: text=PATH); run() passes them on and rejects those it does not take.
 """
 import importlib
+import inspect
 import os
 
 from .._checks import check_choice, check_int
@@ -40,9 +43,15 @@ def get(name):
     return importlib.import_module(REGISTRY[name]).run
 
 
-def run(name, quick=False, out_dir=".", seed=0, progress=True):
-    """Run experiment `name` and return its results dict."""
-    return get(name)(quick=quick, out_dir=out_dir, seed=seed, progress=progress)
+def run(name, quick=False, out_dir=".", seed=0, progress=True, **options):
+    """Run experiment `name` (with its own keyword options) and return its results dict."""
+    fn = get(name)
+    takes = set(inspect.signature(fn).parameters) - {"quick", "out_dir", "seed", "progress"}
+    for key in options:
+        if key not in takes:
+            raise InputError(f"{key}: not an option of experiment {name!r} (its options: "
+                             f"{', '.join(sorted(takes)) or 'none'}), got {options[key]!r}")
+    return fn(quick=quick, out_dir=out_dir, seed=seed, progress=progress, **options)
 
 
 # -- shared by the experiments --------------------------------------------------------------------
