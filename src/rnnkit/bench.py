@@ -15,7 +15,9 @@ a PyTorch user writes instead, holding the rnnkit layer's weights (tested equal 
                   NumPy's BLAS: forward X W_x once and h W_h per step; backward dA W_h^T per step,
                   then H_prev^T dA, X^T dA and dA W_x^T      (% of limit = limit / rnnkit time);
                   minGRU has no h W_h: forward X W_x, backward X^T dK and dK W_x^T only
-    generation  = one char-LSTM step at B=1: embedding, cell, linear, softmax, sample (µs/step)
+    generation  = one char-LSTM step at B=1: embedding, cell, linear, softmax, sample (µs/step),
+                  through the model's generation plan (model.generation_step()) and through
+                  model.step (the general path); its limit: h W_h and h W_y alone with NumPy's BLAS
 
 Threads follow OMP_NUM_THREADS (or OPENBLAS_NUM_THREADS, MKL_NUM_THREADS), else all cores;
 PyTorch and numba are set to the same count. Without PyTorch, rnnkit's figures still print.
@@ -215,51 +217,75 @@ def run_case(torch, cfg, cell, modes, warmup, repeat):
 
 
 # -- generation: one char-LSTM step at B = 1 ---------------------------------------------------------
-def rnnkit_generate_fn(V, H):
-    """A closure doing one sampling step of a char-LSTM the way a user does: model.step, sample."""
+def rnnkit_generate_fns(V, H):
+    """(fast, general, model): one char-LSTM sampling step through the generation plan (built once,
+    as decode.generate and `rnnkit sample` do) or through model.step; then sample_logits."""
     from .decode import sample_logits
     from .models.many_to_many import ManyToMany
-    model = ManyToMany(vocab_size=V, embedding_dim=H, hidden_size=H, cell="lstm")
-    rng = np.random.default_rng(0)
-    carry = dict(ids=np.zeros(1, np.int64), state=None)
+    model = ManyToMany(vocab_size=V, embedding_dim=H, hidden_size=H, cell="lstm").eval()
 
-    def step():
-        logits, carry["state"] = model.step(carry["ids"], carry["state"])            # (1, V)
-        carry["ids"] = sample_logits(logits, rng=rng)                               # (1,)
+    def closure(step_fn, seed):
+        rng = np.random.default_rng(seed)
+        carry = dict(ids=np.zeros(1, np.int64), state=None)
 
-    return step, model
+        def step():
+            logits, carry["state"] = step_fn(carry["ids"], carry["state"])           # (1, V)
+            carry["ids"] = sample_logits(logits, rng=rng)                           # (1,)
+        return step
+
+    return closure(model.generation_step(), 0), closure(model.step, 1), model
 
 
-def torch_generate_fn(torch, V, H, model):
-    """The same step written the idiomatic PyTorch way, with the model's weights."""
-    emb, lstm, lin = torch.nn.Embedding(V, H), torch.nn.LSTM(H, H), torch.nn.Linear(H, V)
+def torch_generate_fn(torch, V, H, model, cell=False):
+    """The same step written the idiomatic PyTorch way, with the model's weights: nn.LSTM on one
+    step (cell=False) or nn.LSTMCell (cell=True, which skips nn.LSTM's per-call setup)."""
+    lstm = torch.nn.LSTMCell(H, H) if cell else torch.nn.LSTM(H, H)
+    emb, lin = torch.nn.Embedding(V, H), torch.nn.Linear(H, V)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
     emb.load_state_dict({"weight": t(model.input.embed.params["W"])})
-    lstm.load_state_dict({k: t(v) for k, v in model.rnn.torch_state_dict().items()})
+    sd = model.rnn.torch_state_dict()
+    lstm.load_state_dict({(k[:-3] if cell else k): t(v) for k, v in sd.items()})     # cell: no "_l0"
     lin.load_state_dict({"weight": t(model.out.W_y().T), "bias": t(model.out.params["b_y"])})
     carry = dict(ids=torch.zeros((1, 1), dtype=torch.long), state=None)
 
     def step():
         with torch.inference_mode():
-            out, carry["state"] = lstm(emb(carry["ids"]), carry["state"])
-            p = torch.softmax(lin(out[0]), dim=-1)
-            carry["ids"] = torch.multinomial(p, 1)
+            x = emb(carry["ids"])                                   # (1, 1, H)
+            if cell:
+                carry["state"] = lstm(x[0], carry["state"])
+                h = carry["state"][0]
+            else:
+                out, carry["state"] = lstm(x, carry["state"])
+                h = out[0]
+            carry["ids"] = torch.multinomial(torch.softmax(lin(h), dim=-1), 1)
 
     return step
 
 
+def matvec_fn(model):
+    """A closure doing only a generation step's matrix-vector products, h W_h and h W_y (B = 1)."""
+    W_h, W_y = model.rnn.children["l0"].params["W_h"], np.ascontiguousarray(model.out.W_y())
+    h = np.ones((1, W_h.shape[0]), W_h.dtype)                       # (1, H)
+    a, y = h @ W_h, h @ W_y                                         # (1, 4H), (1, V)
+    return lambda: (np.matmul(h, W_h, out=a), np.matmul(h, W_y, out=y))
+
+
 def run_generation(torch, warmup, repeat, V=65, H=512, steps=200):
-    """µs per generation step (medians over rounds of `steps` steps) for rnnkit and PyTorch."""
-    ours, model = rnnkit_generate_fn(V, H)
-    fns = [lambda: [ours() for _ in range(steps)]]
+    """µs per generation step (medians of rounds of `steps`): rnnkit plan, general, limit, PyTorch."""
+    fast, general, model = rnnkit_generate_fns(V, H)
+    limit = matvec_fn(model)
+    fns = [lambda: [fast() for _ in range(steps)], lambda: [general() for _ in range(steps)],
+           lambda: [limit() for _ in range(steps)]]
     if torch:
-        theirs = torch_generate_fn(torch, V, H, model)
-        fns.append(lambda: [theirs() for _ in range(steps)])
+        theirs, cell = torch_generate_fn(torch, V, H, model), torch_generate_fn(torch, V, H, model, True)
+        fns += [lambda: [theirs() for _ in range(steps)], lambda: [cell() for _ in range(steps)]]
     times = alternate(fns, warmup, repeat)
-    row = dict(B=1, H=H, V=V, rnnkit_us=_median_ms(times[0]) * 1e3 / steps)
+    us = [_median_ms(t) * 1e3 / steps for t in times]
+    row = dict(B=1, H=H, V=V, rnnkit_us=us[0], rnnkit_general_us=us[1], matvec_us=us[2])
     if torch:
-        row["torch_us"] = _median_ms(times[1]) * 1e3 / steps
+        row["torch_us"], row["torch_cell_us"] = us[3], us[4]
         row["ratio"] = row["torch_us"] / row["rnnkit_us"]
+        row["ratio_cell"] = row["torch_cell_us"] / row["rnnkit_us"]
     return row
 
 
@@ -272,7 +298,7 @@ def format_table(results):
     """The results as a plain-text table (ms, tokens/s, ratio, % of the GEMM limit)."""
     head = (f"{'T, B, D=H':>15} {'cell':>6} {'mode':>6} {'rnnkit ms':>10} {'tokens/s':>10} "
             f"{'torch ms':>9} {'ratio':>6} {'GEMM ms':>8} {'% limit':>7}")
-    lines = [head, "-" * len(head)]
+    lines = [head, "-" * len(head)] if results["cases"] else []
     for r in results["cases"]:
         cfg = f"{r['T']}, {r['B']}, {r['H']}"
         lines.append(f"{cfg:>15} {r['cell']:>6} {r['mode']:>6} {r['rnnkit_ms']:>10.2f} "
@@ -281,7 +307,10 @@ def format_table(results):
     g = results.get("generation")
     if g:
         lines.append(f"\ngeneration step (B=1, H={g['H']}, V={g['V']}): rnnkit {g['rnnkit_us']:.1f} µs"
-                     + (f", torch {g['torch_us']:.1f} µs, ratio {g['ratio']:.2f}" if "torch_us" in g else ""))
+                     f" (general model.step path {g['rnnkit_general_us']:.1f} µs; h W_h, h W_y alone"
+                     f" {g['matvec_us']:.1f} µs)"
+                     + (f", torch nn.LSTM {g['torch_us']:.1f} µs (ratio {g['ratio']:.2f}), nn.LSTMCell"
+                        f" {g['torch_cell_us']:.1f} µs (ratio {g['ratio_cell']:.2f})" if "torch_us" in g else ""))
     m = results["machine"]
     lines.append(f"\nthreads: {m['threads']}; {m['cpu']}; numpy {m['numpy']}, torch {m['torch'] or 'absent'}")
     return "\n".join(lines)
@@ -330,11 +359,15 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds per case")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-generation", action="store_true", help="skip the generation-step benchmark")
+    p.add_argument("--generation-only", action="store_true", help="run only the generation-step benchmark")
     p.add_argument("--json", default="", help="write the results to this JSON file")
     a = p.parse_args(argv)
     if (a.repeat is not None and a.repeat < 1) or a.warmup < 0:
         p.error(f"--repeat: expected at least 1, --warmup at least 0; got {a.repeat}, {a.warmup}")
+    if a.generation_only and a.no_generation:
+        p.error("--generation-only, --no-generation: expected at most one of them, got both")
     configs = tuple(a.configs) if a.configs else (QUICK if a.quick else CONFIGS)
+    configs = () if a.generation_only else configs
     cells = tuple(dict.fromkeys(c for group in a.cells for c in group))
     return BenchOptions(configs=configs, cells=cells, modes=tuple(a.modes),
                         repeat=a.repeat or (3 if a.quick else 7), warmup=a.warmup, torch=not a.no_torch,

@@ -86,7 +86,8 @@ def sample_text(model, vocab, prompt, length, temperature=1.0, top_k=None, top_p
     was_training = model.training
     model.eval()
     try:
-        step_fn = _no_unk(model.step, vocab.unk_id)
+        step = model.generation_step() if hasattr(model, "generation_step") else model.step
+        step_fn = _no_unk(step, vocab.unk_id)                               # the plan built once, here
         state, _ = prime(step_fn, ids[:-1, None])
         out, _, _ = generate(step_fn, state, ids[-1:], length, temperature=temperature,
                              top_k=top_k, top_p=top_p, seed=seed)           # (length, 1)

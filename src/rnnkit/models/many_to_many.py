@@ -269,6 +269,11 @@ class ManyToMany(SequenceModel):
         y, _ = self.out.forward(h[0])                                        # (B, V)
         return y, state
 
+    def generation_step(self):
+        """A step function like step, built now for sampling: rnnkit.models.generation's fused plan."""
+        from .generation import generation_step
+        return generation_step(self)
+
     def objective(self, batch, state=None, train=True):
         """Forward, loss over real steps and (train) backward -> loss_sum, count, metrics, state."""
         check_batch(batch, ("x", "y"))
