@@ -23,6 +23,13 @@ Backward, by hand: with g_t the total gradient on h_t (its own output plus throu
     d log b_t = g_t b_t,   d log a_t = g_t a_t h_{t-1},   dh_0 = a_1 g_1
 then through the log-gates to k, and dW_x = X^T dK, db_x = Σ dK, dX = dK W_x^T (one GEMM each).
 
+This NumPy scan is the readable reference (kernels='numpy', or RNNKIT_KERNELS=numpy). By default
+rnnkit.kernels.scan runs the scan instead: one numba pass per direction over every (b, h) lane,
+its time loop in float64 and in linear space, h_t = a_t h_{t-1} + b_t (a in (0, 1), b > 0: nothing
+overflows or cancels, and it costs 2 transcendentals per element against the log form's 7; the log
+form is what a parallel scan on parallel hardware needs), the backward recomputing the gates from k;
+the tests assert the two paths agree.
+
 Layers: child "l{l}" holds W_x (D_l, G*H) and b_x (G*H,), blocks [z, h] (minGRU, G = 2) or
 [i, f, h] (minLSTM, G = 3); D_0 = input_size, D_l = H above; U(±1/sqrt(D_l)) as nn.Linear.
 Layer l > 0 reads the outputs of layer l - 1. State h_n (num_layers, B, H), as rnnkit.GRU.
@@ -32,11 +39,12 @@ in linear space (the paper's sequential mode), for generation.
 """
 import numpy as np
 
-from .. import init
+from .. import cells, init
 from .._checks import check_dtype, check_float, check_int
 from ..errors import InputError, ShapeError
 from ..functional import sigmoid
 from .module import Module
+from .recurrent import cell_functions
 from .sequence import check_lengths, step_masks
 
 
@@ -128,13 +136,22 @@ def reverse_scan(dh, a_star):
     return g_t.astype(dh.dtype, copy=False)
 
 
+def scan_kernels(kernels=None):
+    """rnnkit.kernels.scan, or None for the NumPy reference here ('numpy', or numba missing)."""
+    if cell_functions(kernels) is cells:
+        return None
+    from ..kernels import scan
+    return scan
+
+
 class MinimalUnit(Module):
     """One minGRU or minLSTM layer: W_x (D, G*H), b_x (G*H,)."""
 
-    def __init__(self, mode, input_size, hidden_size, dtype, rng):
+    def __init__(self, mode, input_size, hidden_size, dtype, rng, kernels=None):
         super().__init__()
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.G, self.log_gates, self.log_gates_backward, self.cell_step = CELLS[mode]
+        self.scan = scan_kernels(kernels)
         bound = 1 / np.sqrt(input_size)
         self.add_param("W_x", init.uniform(rng, (input_size, self.G * hidden_size), bound, dtype))
         self.add_param("b_x", init.uniform(rng, (self.G * hidden_size,), bound, dtype))
@@ -142,22 +159,45 @@ class MinimalUnit(Module):
     def forward(self, x, h0, mask, need_cache=True):
         """x (T, B, D), h0 (B, H) >= 0, mask (T, B, 1) bool or None -> h (T, B, H) unmasked, cache."""
         T, B, D = x.shape
-        k = (x.reshape(T * B, D) @ self.params["W_x"] + self.params["b_x"]).reshape(T, B, -1)  # (T, B, G*H)
+        k = x.reshape(T * B, D) @ self.params["W_x"]                     # (T*B, G*H)
+        k += self.params["b_x"]
+        k = k.reshape(T, B, -1)                                          # (T, B, G*H)
+        if self.scan is not None:                  # numba: the backward recomputes the gates from k
+            h, cache = self.scan.minimal_forward(k, h0, mask), dict(k=k)
+        else:
+            h, cache = self.log_scan_forward(k, h0, mask)
+        if not need_cache:
+            return h, None
+        return h, dict(cache, x=x, h0=h0, h=h, mask=mask)
+
+    def log_scan_forward(self, k, h0, mask):
+        """The NumPy reference: k (T, B, G*H), h0 (B, H) -> h (T, B, H), the scan's cache."""
         la, lb, gates = self.log_gates(k)
         if mask is not None:                       # padded steps: a = 1, b = 0
             la, lb = np.where(mask, la, 0), np.where(mask, lb, -np.inf)
         with np.errstate(divide="ignore"):
             log_h0 = np.log(h0)                    # (B, H); -inf where h0 = 0
         log_h, a_star = log_scan(la, lb, log_h0)
-        h = np.exp(log_h).astype(x.dtype, copy=False)                   # (T, B, H)
-        if not need_cache:
-            return h, None
-        return h, dict(x=x, h0=h0, h=h, la=la, lb=lb, a_star=a_star, gates=gates, mask=mask)
+        h = np.exp(log_h).astype(k.dtype, copy=False)                   # (T, B, H)
+        return h, dict(la=la, lb=lb, a_star=a_star, gates=gates)
 
     def backward(self, dh, cache):
         """dh (T, B, H), the gradient on every h_t -> dx (T, B, D), dh0 (B, H); adds dW_x, db_x."""
-        x, h0, h, la, mask = cache["x"], cache["h0"], cache["h"], cache["la"], cache["mask"]
+        x = cache["x"]
         T, B, D = x.shape
+        if "k" in cache:
+            dk, dh0 = self.scan.minimal_backward(dh, cache["k"], cache["h"], cache["h0"], cache["mask"])
+        else:
+            dk, dh0 = self.log_scan_backward(dh, cache)
+        rows = dk.reshape(T * B, -1)
+        self.grads["W_x"] += x.reshape(T * B, D).T @ rows
+        self.grads["b_x"] += rows.sum(0)
+        dx = (rows @ self.params["W_x"].T).reshape(T, B, D)              # (T, B, D)
+        return dx, dh0
+
+    def log_scan_backward(self, dh, cache):
+        """The NumPy reference: dh (T, B, H) -> dk (T, B, G*H), dh0 (B, H)."""
+        h0, h, la, mask = cache["h0"], cache["h"], cache["la"], cache["mask"]
         g_t = reverse_scan(dh, cache["a_star"])
         dlb = g_t * np.exp(cache["lb"])            # log b enters as exp(log b); 0 on padded steps
         h_prev = np.concatenate([h0[None], h[:-1]])                      # (T, B, H)
@@ -165,11 +205,7 @@ class MinimalUnit(Module):
         if mask is not None:                       # padded a = 1 is a constant
             dla = np.where(mask, dla, 0)
         dk = self.log_gates_backward(dla, dlb, cache["gates"])           # (T, B, G*H)
-        rows = dk.reshape(T * B, -1)
-        self.grads["W_x"] += x.reshape(T * B, D).T @ rows
-        self.grads["b_x"] += rows.sum(0)
-        dx = (rows @ self.params["W_x"].T).reshape(T, B, D)              # (T, B, D)
-        return dx, g_t[0] * np.exp(la[0])          # h_1 = a_1 h_0 + b_1
+        return dk, g_t[0] * np.exp(la[0])          # h_1 = a_1 h_0 + b_1
 
     def step(self, x_t, h_prev):
         """x_t (B, D), h_prev (B, H) -> h (B, H), in linear space."""
@@ -183,7 +219,7 @@ class MinimalNet(Module):
     dirs, bidirectional, proj_size = 1, False, 0      # as rnnkit.GRU's attributes, for the models
 
     def __init__(self, input_size, hidden_size, num_layers=1, batch_first=False, dtype=np.float32,
-                 seed=0):
+                 seed=0, kernels=None):
         super().__init__()
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -194,7 +230,7 @@ class MinimalNet(Module):
         rng = np.random.default_rng(seed)
         for l in range(self.num_layers):
             self.add_child(f"l{l}", MinimalUnit(self.mode, input_size if l == 0 else hidden_size,
-                                                hidden_size, self.dtype, rng))
+                                                hidden_size, self.dtype, rng, kernels))
 
     def units(self):
         """The layers, bottom first."""
