@@ -39,8 +39,8 @@ VARIANT_OPTIONS = ("layer_norm", "input_dropout", "recurrent_dropout", "weight_d
 CELL_OPTIONS = {"rnn": ("nonlinearity", "kernels") + VARIANT_OPTIONS,
                 "lstm": ("proj_size", "peepholes", "kernels", "forget_bias", "zoneout_c") + VARIANT_OPTIONS,
                 "gru": ("reset_after", "kernels") + VARIANT_OPTIONS}
-MINIMAL = {"mingru": MinGRU, "minlstm": MinLSTM}     # one-way, no options, no dropout between layers
-CELL_OPTIONS.update(mingru=(), minlstm=())
+MINIMAL = {"mingru": MinGRU, "minlstm": MinLSTM}     # one-way, no variants, no dropout between layers
+CELL_OPTIONS.update(mingru=("kernels",), minlstm=("kernels",))
 TASKS = ("classify", "regress")
 
 
@@ -58,7 +58,7 @@ def make_recurrent(cell, input_size, hidden_size, num_layers, bidirectional, dro
         if dropout and num_layers > 1:
             raise InputError(f"dropout: cell={cell!r} has no dropout between its layers; expected 0.0 "
                              f"with num_layers={num_layers}, got {dropout}")
-        return MINIMAL[cell](input_size, hidden_size, num_layers, dtype=dtype, seed=seed)
+        return MINIMAL[cell](input_size, hidden_size, num_layers, dtype=dtype, seed=seed, **cell_options)
     return CELLS[cell](input_size, hidden_size, num_layers, bidirectional, dropout=dropout,
                        dtype=dtype, seed=seed, **cell_options)
 
