@@ -6,6 +6,9 @@
                  matching backward
     seqloops     the time loop itself inside numba, for steps too small for a BLAS call
     sequence     the fused forward/backward of a whole layer that rnnkit.layers.Recurrent uses
+    lnkernels    LN-LSTM / LN-GRU steps: LN(h W_h), the gates and LN(c) in one pass per row
+    lnsequence   their fused whole-layer forward/backward (layer_norm=True of VariantRecurrent)
+    scan         the minGRU / minLSTM scan of rnnkit.layers.minimal, fused per (b, h) lane
 Compiled kernels are cached on disk (numba's cache=True): the compile cost is paid once per
 machine. numba keys that cache on each file's own text, so a file that calls into another carries
 the other's hash (FASTMATH_SHA, CELLKERNELS_SHA; tests/test_kernels.py says when to update them).

@@ -19,10 +19,12 @@ product (RNN, LSTM, plug-in cells) DroppedState wraps the plain Steps; the GRU's
 z ⊙ h_{t-1} keeps the unmasked h_{t-1}.
 
 The elementwise gate math runs through `fns` (rnnkit.kernels or rnnkit.cells); the normalisation
-and the LSTM's LN(c) output stage are NumPy.
+and the LSTM's LN(c) output stage are NumPy. These classes are the readable reference: with the
+numba kernels, the LN-LSTM and LN-GRU take rnnkit.layers.ln_steps instead (all of LN fused).
 """
 import numpy as np
 
+from .. import cells
 from ..cells.layernorm import layer_norm, layer_norm_backward
 from ..functional import sigmoid
 from .steps import ChoGRUSteps
@@ -325,6 +327,11 @@ def variant_steps(mode, fns, base, normalise, dropped, nonlinearity="tanh", peep
     """
     if isinstance(base, ChoGRUSteps):
         return ChoDroppedSteps(fns) if dropped else base
+    kernel_ln = normalise and fns is not cells and isinstance(mode, str)
+    if kernel_ln and mode != "rnn":                   # the numba kernels: LN fused with the gates
+        from .ln_steps import LNGRUKernelSteps, LNLSTMKernelSteps
+        steps = LNGRUKernelSteps() if mode == "gru" else LNLSTMKernelSteps(peepholes, proj)
+        return DroppedState(steps) if dropped and mode == "lstm" else steps
     if isinstance(mode, str) and mode == "gru":
         return GRUVariantSteps(fns, normalise) if normalise or dropped else base
     steps = base

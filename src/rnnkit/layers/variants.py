@@ -25,9 +25,11 @@ Dropout masks are inverted (kept entries scaled by 1/(1 - p)) and drawn from the
 are drawn per unit (layer and direction), in the order input, recurrent, weight, zoneout.
 
 Where it runs: input_dropout, weight_drop, learn_init and the initialisations leave the fused
-whole-sequence kernels of rnnkit.kernels.sequence in use; layer_norm, recurrent_dropout and
-zoneout (like lengths) run VariantRecurrent's step loop, whose gate math still runs through the
-numba kernels (rnnkit.kernels), with the normalisations in NumPy.
+whole-sequence kernels of rnnkit.kernels.sequence in use, and layer_norm those of
+rnnkit.kernels.lnsequence (LSTM without projection, GRU); recurrent_dropout and zoneout (like
+lengths) run VariantRecurrent's step loop, whose gate math still runs through the numba kernels
+(rnnkit.kernels; LN-LSTM and LN-GRU with their normalisations: rnnkit.layers.ln_steps).
+RNNKIT_KERNELS=numpy (or kernels="numpy") runs the NumPy reference of rnnkit.layers.variant_steps.
 """
 from functools import partial
 
@@ -178,7 +180,10 @@ class VariantRecurrent(Recurrent):
                 self.add_param("ln_c_b", np.zeros(hidden_size, self.dtype))
         self.steps = variant_steps(mode, cell_functions(kernels), self.steps, layer_norm,
                                    recurrent_dropout > 0, nonlinearity, peepholes, proj_size > 0)
-        self.fusable = not (layer_norm or recurrent_dropout or zoneout or zoneout_c)
+        if layer_norm and self.fused is not None:       # the numba kernels: LN-LSTM, LN-GRU fused
+            from ..kernels.lnsequence import ln_runner
+            self.fused = ln_runner(mode, peepholes, proj_size > 0)
+        self.fusable = self.fused is not None and not (recurrent_dropout or zoneout or zoneout_c)
 
     def _noise(self, rng, T, B):
         """This call's masks: x (B, D), h (B, H_out), W (H_out, G*H), zone (one per state); None: off."""
