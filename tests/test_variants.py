@@ -330,3 +330,21 @@ def test_embedding_dropout_gradient():
 
     errs = check_module(e, forward, lambda m, d, c: m.backward(d[0], c), {}, rtol=1e-6)
     assert set(errs) == {"W"}
+
+
+@pytest.mark.parametrize("shape", [(0, 3, D), (4, 0, D)])
+@pytest.mark.parametrize("kw", [dict(layer_norm=True), dict(zoneout=0.1, recurrent_dropout=0.2),
+                                dict(layer_norm=True, bidirectional=True, num_layers=2, learn_init=True)])
+def test_empty_sequences_pass_the_state_through(shape, kw):
+    m = rnnkit.LSTM(D, H, dtype=np.float64, **kw)
+    T, B, _ = shape
+    state = (np.ones((m.num_layers * m.dirs, B, H)), np.full((m.num_layers * m.dirs, B, H), 2.0))
+    out, (h, c), cache = m.forward(np.zeros(shape), state)
+    assert out.shape == (T, B, m.dirs * H)
+    np.testing.assert_array_equal(h, state[0])
+    np.testing.assert_array_equal(c, state[1])
+    dstate = (np.full_like(h, 3.0), np.full_like(c, 4.0))
+    dx, (dh, dc) = m.backward(np.zeros_like(out), cache, dstate)
+    assert dx.shape == shape
+    np.testing.assert_array_equal(dh, dstate[0])
+    np.testing.assert_array_equal(dc, dstate[1])

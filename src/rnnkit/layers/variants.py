@@ -223,6 +223,9 @@ class VariantRecurrent(Recurrent):
                              f"got shape {x.shape}")
         lengths = check_lengths(lengths, T, B)
         state = self._check_state(state, B)
+        if T == 0 or B == 0:             # no step to take: empty output, the state passes through
+            out = np.zeros((T, B, self.output_size), self.dtype)
+            return out, state, dict(x=x, empty=True) if need_cache else None
         noise = self._noise(self.noise_rng if rng is None else rng, T, B)
         idx = reverse_index(lengths, T, B) if self.reverse else None
         if idx is not None:
@@ -244,12 +247,14 @@ class VariantRecurrent(Recurrent):
 
     def backward(self, dout, cache, dstate=None):
         """dout (T, B, H_out), dstate -> dx (T, B, D), d(initial state); adds parameter gradients."""
-        x, idx, noise, P = cache["x"], cache["idx"], cache["noise"], cache["P"]
-        T, B, D = x.shape
+        T, B, D = cache["x"].shape
         dout = check_float("dout", dout, self.dtype, shape=(T, B, self.output_size))
+        dstate = self._check_state(dstate, B, "dstate")
+        if "empty" in cache:
+            return np.zeros((T, B, D), self.dtype), dstate
+        x, idx, noise, P = cache["x"], cache["idx"], cache["noise"], cache["P"]
         if idx is not None:
             dout = reverse_padded(dout, idx)
-        dstate = self._check_state(dstate, B, "dstate")
         G = self.grads
         if noise["W"] is not None:                # gradient of the masked W_h, masked after
             G = {**G, "W_h": np.zeros_like(G["W_h"])}
