@@ -22,23 +22,13 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..cells.layernorm import EPS
+from .cellkernels import _row
 from .fastmath import JIT_OPTIONS, sigmoid, tanh
 
 REDUCE_OPTIONS = dict(JIT_OPTIONS, fastmath={"contract", "reassoc"})
-# numba's on-disk cache keys on this file's text alone: this line changes with fastmath.py
-# (tests/test_layernorm_kernels.py checks the hash).
-FASTMATH_SHA = "cab96d21242c96a7"
-
-
-def _opt(a, b):
-    """a[b], or None when a is None (chosen at compile time)."""
-
-
-@overload(_opt, inline="always")
-def _opt_impl(a, b):
-    if a is types.none:
-        return lambda a, b: None
-    return lambda a, b: a[b]
+# numba's on-disk cache keys on this file's text alone: this line changes with cellkernels.py (which
+# carries fastmath.py's hash in turn; tests/test_layernorm_kernels.py checks it).
+CELLKERNELS_SHA = "25c9fc2512c4ae76"
 
 
 def _like(x, ref):
@@ -251,7 +241,7 @@ def ln_lstm_bwd(dm, dm2, dc, act, nh, c_prev, c, nc, rh, rc, g_h, peep, g_c, b_c
                 da, dah, dg_h, dpeep, dg_c, db_c):
     """da (B, 4H) = d a and dah (B, 4H) = d(h W_h) from dm (+ dm2); dc (B, H) <- dc_prev; grads added."""
     for b in range(c.shape[0]):
-        _ln_c_back(dm[b], _opt(dm2, b), act[b], nc[b], rc[b], g_c, b_c, da[b], dg_c, db_c)
+        _ln_c_back(dm[b], _row(dm2, b), act[b], nc[b], rc[b], g_c, b_c, da[b], dg_c, db_c)
         _ln_lstm_row_back(dc[b], act[b], c_prev[b], c[b], peep, da[b], dpeep)
         _ln_h_back(da[b], nh[b], rh[b], g_h, dg_h, dah[b])
 
@@ -267,5 +257,5 @@ def ln_gru_fwd(nh, ax, g_h, b_h, h_prev, h, rh):
 def ln_gru_bwd(dh, dh2, dh3, rzn, nh, rh, g_h, b_h, h_prev, dax, dah, dhz, dg_h, db_h):
     """dax (B, 3H), dah (B, 3H) = d(h W_h) from d = dh (+ dh2 + dh3); dhz = d z; dg_h, db_h added."""
     for b in range(h_prev.shape[0]):
-        _ln_gru_row_back(dh[b], _opt(dh2, b), _opt(dh3, b), rzn[b], nh[b], rh[b], g_h, b_h, h_prev[b],
+        _ln_gru_row_back(dh[b], _row(dh2, b), _row(dh3, b), rzn[b], nh[b], rh[b], g_h, b_h, h_prev[b],
                          dax[b], dah[b], dhz[b], dg_h, db_h)

@@ -24,7 +24,7 @@ from .sequence import _contiguous, _small
 
 # numba's cache keys on this file's text alone: these lines change with lnkernels.py (which carries
 # fastmath.py's hash) and seqloops.py, so an edit there recompiles these loops (tests check them).
-LNKERNELS_SHA = "3c01153b6b0508a9"
+LNKERNELS_SHA = "1e1cdb2e772970ac"
 SEQLOOPS_SHA = "37520a66b6e4af0f"
 
 
