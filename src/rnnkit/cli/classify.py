@@ -12,7 +12,8 @@ from .. import tasks
 from ..data import Vocab, read_labelled, read_text
 from ..models import ManyToOne, build
 from .common import check_file, load_run, new_model, resume_state, train_model, train_subparsers
-from .flags import add_training_args, cell_options, check_training_args, fail
+from .flags import (add_embedding_dropout, add_training_args, cell_options, check_training_args,
+                    embedding_options, fail, make_optimizer)
 
 CLASSIFY_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 
@@ -45,7 +46,7 @@ def build_classifier(args, vocab_size, n_classes):
     return ManyToOne(vocab_size=vocab_size, num_outputs=n_classes, embedding_dim=args.embedding,
                      cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                      bidirectional=args.bidirectional, dropout=args.dropout, readout=args.readout,
-                     dtype=args.dtype, seed=args.seed, **cell_options(args))
+                     dtype=args.dtype, seed=args.seed, **embedding_options(args), **cell_options(args))
 
 
 def cmd_train_classify(args):
@@ -69,18 +70,62 @@ def cmd_train_classify(args):
           f"{len(val_texts):,} validation examples, {len(vocab):,} words; "
           f"{model.num_parameters():,} parameters")
     meta = {"vocab": vocab.to_json(), "classes": list(classes), "max_len": args.max_len}
+    if args.pretrain_epochs and not prev:
+        pretrain(args, model, train, val)
     train_model(args, model, train, val, "classify", meta)
     if len(val_texts):
         _print_scores(model, vocab, val_texts, val_labels, classes, args.max_len, "validation")
     return 0
 
 
+def pretrain(args, model, train, val):
+    """Train the model's embedding and recurrent stack as a language model on the training texts."""
+    from ..models.pretrain import LanguageModelPretrainer
+    from ..train import fit
+    if args.pretrain_epochs < 0:
+        fail(f"--pretrain-epochs: expected an integer >= 0, got {args.pretrain_epochs}")
+    if model.input.kind != "embed":
+        fail("--pretrain-epochs: needs a word embedding (--embedding > 0)")
+    lm = LanguageModelPretrainer(model, seed=args.seed)
+    ways = "next and previous word" if model.rnn.dirs == 2 else "next word"
+    print(f"pretraining the embedding and recurrent layers to predict the {ways} of the training texts,"
+          f" {args.pretrain_epochs} epochs")
+    result = fit(lm, make_optimizer(args, lm), train, epochs=args.pretrain_epochs, val_data=val,
+                 eval_every=len(train), clip_norm=args.clip or None, seed=args.seed, progress=not args.quiet)
+    val_loss = f", validation {result.best_val:.3f}" if result.best_val is not None else ""
+    print(f"language-model loss {result.history[-1]['loss']:.3f} nats/word{val_loss}")
+
+
 def scores(model, vocab, texts, labels, classes, max_len):
     """{"accuracy", "count", "per_class"} of the model on labelled texts."""
     probs = tasks.classify_probs(model, tasks.encode_texts(vocab, texts, max_len))   # (N, C)
+    return scores_of(probs, labels, classes)
+
+
+def scores_of(probs, labels, classes):
+    """{"accuracy", "count", "per_class"} of class probabilities (N, C) against labels (N,)."""
     pred = probs.argmax(axis=1)                                              # (N,)
-    return {"accuracy": float(np.mean(pred == labels)), "count": len(texts),
+    return {"accuracy": float(np.mean(pred == labels)), "count": len(labels),
             "per_class": tasks.per_class(pred, np.asarray(labels), classes)}
+
+
+def load_ensemble(first, meta, others, command):
+    """[(model, meta)] of RUN and the --ensemble runs; every run must have RUN's classes, in order."""
+    members = [(first, meta)]
+    for path in others or ():
+        model, m = load_run(path, "classify", command)
+        if list(m["classes"]) != list(meta["classes"]):
+            fail(f"--ensemble {path}: expected the classes {meta['classes']} of the first run, "
+                 f"got {m['classes']}")
+        members.append((model, m))
+    return members
+
+
+def ensemble_probs(members, texts):
+    """The mean of the members' class probabilities (N, C); each member reads with its own vocabulary."""
+    return np.mean([tasks.classify_probs(model, tasks.encode_texts(Vocab.from_json(m["vocab"]), texts,
+                                                                   m.get("max_len")))
+                    for model, m in members], axis=0)
 
 
 def _print_scores(model, vocab, texts, labels, classes, max_len, what):
@@ -99,8 +144,8 @@ def cmd_predict(args):
         texts += [line.strip() for line in read_text(check_file("--file", args.file)).splitlines() if line.strip()]
     if not texts:
         fail("TEXT: give at least one text to classify (or --file FILE with one text per line)")
-    vocab, classes = Vocab.from_json(meta["vocab"]), meta["classes"]
-    probs = tasks.classify_probs(model, tasks.encode_texts(vocab, texts, meta.get("max_len")))   # (N, C)
+    classes = meta["classes"]
+    probs = ensemble_probs(load_ensemble(model, meta, args.ensemble, "predict"), texts)   # (N, C)
     for text, p in zip(texts, probs):
         k = int(p.argmax())
         print(f"{classes[k]}\t{p[k]:.3f}\t{text}")
@@ -124,25 +169,38 @@ def register(sub):
     p.add_argument("--val-data", default=None, metavar="FILE", help="validation file (default: --val-split of --data)")
     add_data_args(p)
     p.add_argument("--embedding", type=int, default=64, help="word embedding size")
+    add_embedding_dropout(p)
     p.add_argument("--vocab-size", type=int, default=20000, help="keep the most frequent words")
     p.add_argument("--max-len", type=int, default=400, help="cut texts to this many tokens")
     p.add_argument("--readout", choices=("last", "mean", "max", "final_states"), default="last",
                    help="how the states of a sentence become one vector")
+    p.add_argument("--pretrain-epochs", type=int, default=0, metavar="N",
+                   help="first train the embedding and recurrent layers as a language model (next word; "
+                        "bidirectional: also previous word) on the training texts for N epochs")
     add_training_args(p, **CLASSIFY_DEFAULTS)
     p.set_defaults(func=cmd_train_classify)
 
     p = sub.add_parser("predict", help="classify texts with a trained classifier",
                        description="Print the likeliest class, its probability and the text.")
     p.add_argument("run_dir", metavar="RUN", help="run folder written by `rnnkit train classify`")
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (before any flag)")
     p.add_argument("--file", default=None, help="a file with one text per line")
+    add_ensemble_arg(p)
     p.set_defaults(func=cmd_predict)
+
+
+def add_ensemble_arg(p):
+    """--ensemble RUN...: more classify runs whose probabilities are averaged with RUN's."""
+    p.add_argument("--ensemble", action="append", default=None, metavar="RUN",
+                   help="classify: another run of the same classes (repeat the flag for more); the "
+                        "runs' class probabilities are averaged (each run keeps its own vocabulary)")
 
 
 def evaluate_classify(args, model, meta):
     """Scores of a classify run on --data (for `rnnkit evaluate`)."""
     data = read_examples(args)
     classes = meta["classes"]
-    return scores(model, Vocab.from_json(meta["vocab"]), data.texts, tasks.relabel(data, classes),
-                  classes, meta.get("max_len"))
+    members = load_ensemble(model, meta, getattr(args, "ensemble", None), "evaluate")
+    out = scores_of(ensemble_probs(members, data.texts), tasks.relabel(data, classes), classes)
+    return {**out, "runs": len(members)} if len(members) > 1 else out
 

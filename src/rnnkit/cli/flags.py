@@ -85,6 +85,21 @@ def add_training_args(parser, **defaults):
     return parser
 
 
+def add_embedding_dropout(parser):
+    """--embedding-dropout, for the commands whose model starts with a word or character embedding."""
+    parser.add_argument("--embedding-dropout", type=float, default=0.0, metavar="P",
+                        help="drop whole word types from the embedding, one mask per batch (Gal & "
+                             "Ghahramani 2016): a dropped word is zero wherever it occurs")
+
+
+def embedding_options(args):
+    """{"embedding_dropout": P} for a model constructor, or {} when --embedding-dropout is 0."""
+    p = getattr(args, "embedding_dropout", 0.0)
+    if not 0 <= p < 1:
+        fail(f"--embedding-dropout: expected a probability in [0, 1), got {p}")
+    return {"embedding_dropout": p} if p else {}
+
+
 def make_optimizer(args, model):
     """The optimizer named by --optimizer with --lr over the model's parameters."""
     check_choice("--optimizer", args.optimizer, OPTIMIZERS)

@@ -10,7 +10,8 @@ from ..data import Vocab, read_text
 from ..models import ManyToMany, build
 from ..train import evaluate
 from .common import check_file, load_run, new_model, resume_state, train_model, train_subparsers
-from .flags import add_training_args, cell_options, check_training_args, fail
+from .flags import (add_embedding_dropout, add_training_args, cell_options, check_training_args,
+                    embedding_options, fail)
 
 LM_DEFAULTS = dict(hidden=256, seq_len=64, batch=32, lr=2e-3, eval_every=200, minutes=5)
 
@@ -19,7 +20,7 @@ def build_lm(args, vocab):
     """A ManyToMany language model over `vocab` from the command's flags."""
     return ManyToMany(vocab_size=len(vocab), embedding_dim=args.embedding, cell=args.cell,
                       hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
-                      dtype=args.dtype, seed=args.seed, **cell_options(args))
+                      dtype=args.dtype, seed=args.seed, **embedding_options(args), **cell_options(args))
 
 
 def prepare(args, text):
@@ -102,6 +103,7 @@ def register(sub):
     p.add_argument("--text", required=True, metavar="FILE", help="UTF-8 text file to learn from")
     p.add_argument("--level", choices=("char", "word"), default="char", help="model characters or words")
     p.add_argument("--embedding", type=int, default=64, help="embedding size")
+    add_embedding_dropout(p)
     p.add_argument("--vocab-size", type=int, default=20000, help="word level: keep the most frequent words")
     add_training_args(p, **LM_DEFAULTS)
     p.set_defaults(func=cmd_train_lm)

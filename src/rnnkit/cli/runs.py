@@ -14,7 +14,7 @@ import os
 from ..checkpoint import BEST, LAST, METRICS, checkpoint_config, read_metrics
 from ..io.model_file import load
 from ..models import build
-from .classify import add_data_args, evaluate_classify
+from .classify import add_data_args, add_ensemble_arg, evaluate_classify
 from .common import MODEL_FILE, fail, load_run, read_run_info
 from .lm import evaluate_lm
 from .forecast import evaluate_forecast
@@ -44,6 +44,8 @@ def cmd_evaluate(args):
     model, meta = load_run(args.run_dir, tuple(EVALUATORS), "evaluate")
     if not args.data and not (meta["task"] == "classify" and args.data_dir):
         fail("--data: give the file to evaluate on")
+    if args.ensemble and meta["task"] != "classify":
+        fail(f"--ensemble: averages classify runs; {args.run_dir} is a {meta['task']} run")
     scores = EVALUATORS[meta["task"]](args, model, meta)
     if args.json:
         print(json.dumps(scores))
@@ -147,6 +149,7 @@ def register(sub):
                    help="text (lm), labelled texts (classify), tagged tokens (tag)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="classify: a folder with one file per class")
     add_data_args(p)
+    add_ensemble_arg(p)
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.set_defaults(func=cmd_evaluate)
 

@@ -10,7 +10,8 @@ from ..data import Vocab
 from ..models import ManyToMany, build
 from ..train import evaluate
 from .common import check_file, new_model, resume_state, train_model, train_subparsers
-from .flags import add_training_args, cell_options, check_training_args
+from .flags import (add_embedding_dropout, add_training_args, cell_options, check_training_args,
+                    embedding_options)
 
 TAG_DEFAULTS = dict(hidden=128, bidirectional=True, batch=32, lr=2e-3, eval_every=None, epochs=10)
 
@@ -20,7 +21,7 @@ def build_tagger(args, vocab_size, n_tags):
     return ManyToMany(vocab_size=vocab_size, output_size=n_tags, embedding_dim=args.embedding,
                       cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                       bidirectional=args.bidirectional, dropout=args.dropout, dtype=args.dtype,
-                      seed=args.seed, **cell_options(args))
+                      seed=args.seed, **embedding_options(args), **cell_options(args))
 
 
 def split(args, sentences, tags):
@@ -83,6 +84,7 @@ def register(sub):
                    help="token-per-line file: 'token TAG', blank line between sentences")
     p.add_argument("--val-data", default=None, metavar="FILE", help="validation file (default: --val-split of --data)")
     p.add_argument("--embedding", type=int, default=64, help="word embedding size")
+    add_embedding_dropout(p)
     p.add_argument("--vocab-size", type=int, default=50000, help="keep the most frequent tokens")
     add_training_args(p, **TAG_DEFAULTS)
     p.set_defaults(func=cmd_train_tag)

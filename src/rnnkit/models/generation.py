@@ -19,7 +19,8 @@ is; any other (None, a user's, model.step's) is checked once, as ManyToMany.step
 
 generation_step(model) gives model.step itself where no plan applies: real-vector input,
 bidirectional, minimal or plug-in cells, variant units (layer norm, zoneout, recurrent dropout...),
-a Cho-form GRU, the NumPy reference kernels (kernels="numpy", or no numba), an EmbeddingDropout.
+a Cho-form GRU, the NumPy reference kernels (kernels="numpy", or no numba). An EmbeddingDropout is
+an Embedding outside training.
 A plan hands a call to model.step when dropout would act (training mode) or B > SMALL_B, where
 BLAS beats the row kernels.
 """
@@ -39,7 +40,7 @@ INT64 = np.dtype(np.int64)
 def applies(model):
     """True when a GenerationPlan can run `model` (a ManyToMany)."""
     rnn, inp = model.rnn, model.input
-    if inp.kind == "real" or (inp.kind == "embed" and type(inp.embed) is not Embedding):
+    if inp.kind == "real" or (inp.kind == "embed" and not isinstance(inp.embed, Embedding)):
         return False
     if not isinstance(rnn, RecurrentNet) or rnn.bidirectional or rnn.variant_units:
         return False
@@ -96,7 +97,8 @@ class GenerationPlan:
         out = model.out
         self.W_y = np.ascontiguousarray(out.W_y())                                   # (H_out, V)
         self.b_y = out.params["b_y"]
-        self.stochastic = self.rnn.dropout > 0 or out.drop is not None
+        self.stochastic = (self.rnn.dropout > 0 or out.drop is not None
+                           or getattr(getattr(model.input, "embed", None), "p", 0) > 0)
         self.last = None          # the state this plan returned last: trusted, not re-checked
 
     def __call__(self, ids, state=None):

@@ -29,7 +29,7 @@ from .. import init
 from .._checks import (check_array, check_choice, check_dtype, check_float, check_int,
                        check_int_array, check_real)
 from ..errors import InputError
-from ..layers import GRU, LSTM, RNN, Dropout, Embedding, MinGRU, MinLSTM, Module
+from ..layers import GRU, LSTM, RNN, Dropout, Embedding, EmbeddingDropout, MinGRU, MinLSTM, Module
 from ..layers.sequence import check_lengths
 from ..losses import cross_entropy, mse
 
@@ -82,16 +82,25 @@ class SequenceModel(Module):
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+def _nonzero(**options):
+    """The options that are set (a model's config leaves out the ones at their default 0)."""
+    return {k: v for k, v in options.items() if v}
+
+
 class InputLayer(Module):
     """ids (T, B) -> Embedding rows or one-hot vectors (T, B, D); real x (T, B, D) passes through."""
 
     def __init__(self, vocab_size=None, input_size=None, embedding_dim=None, one_hot=False,
-                 dtype=np.float32, seed=0):
+                 dtype=np.float32, seed=0, embedding_dropout=0.0):
         super().__init__()
         self.dtype = check_dtype("dtype", dtype)
         if (vocab_size is None) == (input_size is None):
             raise InputError(f"vocab_size, input_size: expected exactly one (token ids or real"
                              f" vectors), got vocab_size={vocab_size!r}, input_size={input_size!r}")
+        p = check_real("embedding_dropout", embedding_dropout, 0.0, 1.0)
+        if p and (embedding_dim is None or p >= 1):
+            raise InputError(f"embedding_dropout: expected a probability in [0, 1) for an embedding"
+                             f" (embedding_dim given), got {embedding_dropout!r} with embedding_dim={embedding_dim!r}")
         if input_size is not None:
             if embedding_dim is not None or one_hot:
                 raise InputError(f"embedding_dim, one_hot: expected neither for real input vectors,"
@@ -106,7 +115,8 @@ class InputLayer(Module):
             self.kind, self.size = "one_hot", self.V
         else:
             self.kind, self.size = "embed", check_int("embedding_dim", embedding_dim, low=1)
-            self.embed = self.add_child("embed", Embedding(self.V, self.size, self.dtype, seed))
+            self.embed = self.add_child("embed", EmbeddingDropout(self.V, self.size, p, self.dtype, seed)
+                                        if p else Embedding(self.V, self.size, self.dtype, seed))
 
     def forward(self, x):
         """x -> X (T, B, D) (leading axes as x's for ids), cache."""
@@ -213,12 +223,13 @@ class ManyToMany(SequenceModel):
     def __init__(self, *, vocab_size=None, input_size=None, output_size=None, cell="lstm",
                  hidden_size, num_layers=1, bidirectional=False, dropout=0.0, embedding_dim=None,
                  one_hot=False, tie_weights=False, task="classify", dtype="float32", seed=0,
-                 **cell_options):
+                 embedding_dropout=0.0, **cell_options):
         super().__init__(dict(vocab_size=vocab_size, input_size=input_size, output_size=output_size,
                               cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                               bidirectional=bidirectional, dropout=dropout,
                               embedding_dim=embedding_dim, one_hot=one_hot, tie_weights=tie_weights,
-                              task=task, dtype=dtype, seed=seed, **cell_options))
+                              task=task, dtype=dtype, seed=seed,
+                              **_nonzero(embedding_dropout=embedding_dropout), **cell_options))
         self.task = check_choice("task", task, TASKS)
         if output_size is None and not (task == "classify" and vocab_size is not None):
             raise InputError("output_size: expected an integer (needed unless task='classify' with"
@@ -226,7 +237,7 @@ class ManyToMany(SequenceModel):
         V = check_int("output_size", vocab_size if output_size is None else output_size, low=1)
         dropout = check_real("dropout", dropout, 0.0, 1.0)
         self.input = self.add_child("input", InputLayer(vocab_size, input_size, embedding_dim,
-                                                        one_hot, self.dtype, seed + 1))
+                                                        one_hot, self.dtype, seed + 1, embedding_dropout))
         self.rnn = self.add_child("rnn", make_recurrent(cell, self.input.size, hidden_size,
                                                         num_layers, bidirectional, dropout,
                                                         self.dtype, seed, cell_options))

@@ -24,8 +24,8 @@ import numpy as np
 from .._checks import check_choice, check_int, check_real
 from ..errors import InputError
 from ..layers.sequence import check_lengths
-from .many_to_many import (TASKS, InputLayer, Readout, SequenceModel, check_batch, make_recurrent,
-                           output_width, task_loss)
+from .many_to_many import (TASKS, InputLayer, Readout, SequenceModel, _nonzero, check_batch,
+                           make_recurrent, output_width, task_loss)
 
 READOUTS = ("last", "mean", "max", "final_states")
 
@@ -63,18 +63,20 @@ class ManyToOne(SequenceModel):
 
     def __init__(self, *, vocab_size=None, input_size=None, num_outputs, cell="lstm", hidden_size,
                  num_layers=1, bidirectional=False, dropout=0.0, embedding_dim=None, one_hot=False,
-                 readout="last", task="classify", dtype="float32", seed=0, **cell_options):
+                 readout="last", task="classify", dtype="float32", seed=0, embedding_dropout=0.0,
+                 **cell_options):
         super().__init__(dict(vocab_size=vocab_size, input_size=input_size, num_outputs=num_outputs,
                               cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                               bidirectional=bidirectional, dropout=dropout,
                               embedding_dim=embedding_dim, one_hot=one_hot, readout=readout,
-                              task=task, dtype=dtype, seed=seed, **cell_options))
+                              task=task, dtype=dtype, seed=seed,
+                              **_nonzero(embedding_dropout=embedding_dropout), **cell_options))
         self.task = check_choice("task", task, TASKS)
         self.readout = check_choice("readout", readout, READOUTS)
         C = check_int("num_outputs", num_outputs, low=1)
         dropout = check_real("dropout", dropout, 0.0, 1.0)
         self.input = self.add_child("input", InputLayer(vocab_size, input_size, embedding_dim,
-                                                        one_hot, self.dtype, seed + 1))
+                                                        one_hot, self.dtype, seed + 1, embedding_dropout))
         self.rnn = self.add_child("rnn", make_recurrent(cell, self.input.size, hidden_size,
                                                         num_layers, bidirectional, dropout,
                                                         self.dtype, seed, cell_options))
