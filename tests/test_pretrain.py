@@ -186,3 +186,34 @@ def test_cli_errors_one_line(tmp_path, sentiment_tsv, text_file, capsys):
     assert run(capsys, "train", "classify", "--data", other, *TINY, "--steps", 2, "--run", rd2)[0] == 0
     one_line_error(*run(capsys, "evaluate", rd, "--ensemble", rd2, "--data", sentiment_tsv)[::2],
                    "--ensemble", "classes")
+
+
+# -- naive-Bayes initialised embedding --------------------------------------------------------------
+def test_nb_ratios_by_hand():
+    from rnnkit.cli.classify import nb_embedding, nb_ratios
+    seqs = [np.array([2, 3, 3]), np.array([2, 4]), np.array([4, 5])]       # word 3 twice: counted once
+    r = nb_ratios(seqs, [1, 1, 0], V=6, C=2)                               # (6, 1): class 1 against 0
+    p = 1 + np.array([0, 0, 2, 1, 1, 0.0])                                 # texts of class 1 with w
+    q = 1 + np.array([0, 0, 0, 0, 1, 1.0])
+    np.testing.assert_allclose(r[:, 0], np.log(p / p.sum()) - np.log(q / q.sum()), rtol=1e-12)
+    assert r[2, 0] > 0 > r[5, 0] and r[0, 0] == pytest.approx(np.log(q.sum() / p.sum()))
+    r3 = nb_ratios(seqs, [0, 1, 2], V=6, C=3)                              # one column per class
+    assert r3.shape == (6, 3) and r3[3, 0] > 0 and r3[5, 2] > 0 and r3[3, 2] < 0
+    model = classifier(dtype="float32")
+    before = model.input.embed.params["W"].copy()
+    nb_embedding(model, seqs, [1, 1, 0], 2)
+    W = model.input.embed.params["W"]
+    np.testing.assert_allclose(W[:, 0], nb_ratios(seqs, [1, 1, 0], V, 2)[:, 0], rtol=1e-6)
+    np.testing.assert_array_equal(W[:, 1:], before[:, 1:])
+
+
+def test_cli_nb_init(tmp_path, sentiment_tsv, capsys):
+    rd = tmp_path / "nb"
+    code, out, _ = run(capsys, "train", "classify", "--data", sentiment_tsv, *TINY, "--steps", 30,
+                       "--embedding-init", "nb", "--lr", 0.01, "--run", rd)
+    assert code == 0 and "validation accuracy" in out
+    three = tmp_path / "three.tsv"
+    three.write_text("text\tlabel\n" + "".join(f"w{i % 7} x\t{'abc'[i % 3]}\n" for i in range(60)))
+    one_line_error(*run(capsys, "train", "classify", "--data", three, "--hidden", 4, "--embedding", 2,
+                        "--quiet", "--steps", 2, "--embedding-init", "nb", "--run", tmp_path / "t")[::2],
+                   "--embedding-init nb", ">= 3", "got 2")

@@ -5,6 +5,15 @@ lines (--format sst), or --data-dir with one text file per class (file name = cl
 per line). The model is a ManyToOne: word embedding, RNN/LSTM/GRU stack over the real tokens of
 each sentence (lengths), a softmax over the classes; the word vocabulary is built on the training
 split (lowercased, <unk> for the rest). `predict` prints the likeliest class and its probability.
+
+For small data sets (a few thousand sentences, nothing pretrained to download), three helps:
+    --embedding-init nb      the first embedding column(s) start at each word's naive-Bayes
+                             log-count ratio on the training texts: the network starts from a
+                             bag-of-words polarity and learns from there what order changes
+                             ("not good"); the rest of the embedding starts random
+    --pretrain-epochs N      first train the embedding and recurrent layers as a language model
+                             on the training texts (models.pretrain)
+    --ensemble RUN           (evaluate, predict) average the class probabilities of several runs
 """
 import numpy as np
 
@@ -70,12 +79,40 @@ def cmd_train_classify(args):
           f"{len(val_texts):,} validation examples, {len(vocab):,} words; "
           f"{model.num_parameters():,} parameters")
     meta = {"vocab": vocab.to_json(), "classes": list(classes), "max_len": args.max_len}
+    if args.embedding_init == "nb" and not prev:
+        nb_embedding(model, xs, labels, len(classes))
     if args.pretrain_epochs and not prev:
         pretrain(args, model, train, val)
     train_model(args, model, train, val, "classify", meta)
     if len(val_texts):
         _print_scores(model, vocab, val_texts, val_labels, classes, args.max_len, "validation")
     return 0
+
+
+def nb_ratios(seqs, labels, V, C, alpha=1.0):
+    """Log-count ratios (V, K) of word presence, one column per class against the rest (K = 1 when C = 2).
+
+    r_w = log((α + n_w^c) / Σ_v (α + n_v^c)) - log((α + n_w^rest) / Σ_v (α + n_v^rest)), with n_w the
+    number of training texts of the class (or of the rest) that contain w (Wang & Manning 2012).
+    """
+    present = np.zeros((len(seqs), V))                                      # (N, V) word in text
+    for i, s in enumerate(seqs):
+        present[i, s] = 1
+    labels = np.asarray(labels)
+    cols = []
+    for c in ([1] if C == 2 else range(C)):
+        p, q = alpha + present[labels == c].sum(0), alpha + present[labels != c].sum(0)   # (V,)
+        cols.append(np.log(p / p.sum()) - np.log(q / q.sum()))
+    return np.stack(cols, axis=1)                                            # (V, K)
+
+
+def nb_embedding(model, seqs, labels, C):
+    """Put the words' log-count ratios in the first K columns of the classifier's embedding."""
+    W = model.input.embed.params["W"]                                        # (V, E)
+    r = nb_ratios(seqs, labels, W.shape[0], C)                               # (V, K)
+    if r.shape[1] > W.shape[1]:
+        fail(f"--embedding-init nb: needs --embedding >= {r.shape[1]} (one column per class), got {W.shape[1]}")
+    W[:, :r.shape[1]] = r
 
 
 def pretrain(args, model, train, val):
@@ -174,6 +211,9 @@ def register(sub):
     p.add_argument("--max-len", type=int, default=400, help="cut texts to this many tokens")
     p.add_argument("--readout", choices=("last", "mean", "max", "final_states"), default="last",
                    help="how the states of a sentence become one vector")
+    p.add_argument("--embedding-init", choices=("random", "nb"), default="random",
+                   help="nb: start the first embedding column(s) at each word's naive-Bayes log-count "
+                        "ratio on the training texts (one column per class; one for two classes)")
     p.add_argument("--pretrain-epochs", type=int, default=0, metavar="N",
                    help="first train the embedding and recurrent layers as a language model (next word; "
                         "bidirectional: also previous word) on the training texts for N epochs")

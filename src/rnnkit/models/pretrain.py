@@ -46,18 +46,22 @@ class LanguageModelPretrainer(SequenceModel):
         h, _, c_rnn = self.rnn.forward(X, None, lengths, train)              # (T, B, dirs*H)
         parts = np.split(h, len(self.heads), axis=-1)                        # dirs x (T, B, H)
         t = np.arange(T)[:, None]                                            # (T, 1)
-        # targets and masks: forward predicts x[t+1] (t < L-1), backward predicts x[t-1] (t >= 1)
-        shifts = ((np.roll(x, -1, axis=0), t < L[None, :] - 1), (np.roll(x, 1, axis=0), (t >= 1) & (t < L[None, :])))
-        loss_sum, count, correct, dh = 0.0, 0, 0, []
-        outs = [(head, head.forward(part)) for head, part in zip(self.heads, parts)]
-        n = sum(int(m.sum()) for _, m in shifts[:len(self.heads)])
-        for (head, (logits, c)), (y, m) in zip(outs, shifts):
-            s, k, dy, metrics = task_loss("classify", logits, y, m.astype(self.dtype))
-            loss_sum, count, correct = loss_sum + s, count + k, correct + metrics["correct"]
+        # the steps that predict: forward x[t+1] from t < L-1, backward x[t-1] from 1 <= t < L;
+        # only their rows go through the (wide) softmax, none of the padding
+        steps = (np.nonzero(t < L[None, :] - 1), np.nonzero((t >= 1) & (t < L[None, :])))
+        targets = (lambda i: x[i[0] + 1, i[1]], lambda i: x[i[0] - 1, i[1]])
+        n = sum(len(i[0]) for i in steps[:len(self.heads)])
+        loss_sum, correct, dh = 0.0, 0, []
+        for head, part, i, target in zip(self.heads, parts, steps, targets):
+            logits, c = head.forward(part[i])                                # (N, V)
+            s, k, dy, metrics = task_loss("classify", logits, target(i))
+            loss_sum, correct = loss_sum + s, correct + metrics["correct"]
             if train:      # task_loss scaled dy by 1/k; the objective's gradient is of loss_sum / n
-                dh.append(head.backward(dy * self.dtype.type(k / max(n, 1)), c))
+                d = np.zeros_like(part)                                      # (T, B, H)
+                d[i] = head.backward(dy * self.dtype.type(k / max(n, 1)), c)
+                dh.append(d)
         if train:
             dX, _ = self.rnn.backward(np.concatenate(dh, axis=-1), c_rnn, None)
             self.input.backward(dX, c_in)
-        return loss_sum, count, {"correct": correct}, None
+        return loss_sum, n, {"correct": correct}, None
 
