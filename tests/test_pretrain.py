@@ -153,6 +153,7 @@ def test_cli_pretrain_embedding_dropout_and_ensemble(tmp_path, sentiment_tsv, ca
                            "--seed", seed, "--run", rd, *extra)
         assert code == 0
         assert ("pretraining the embedding and recurrent layers" in out) == bool(extra)
+        assert ("language-model loss (nats/word): training " in out) == bool(extra)
         runs.append(rd)
     with open(runs[0] / "run.json") as f:
         assert json.load(f)["args"]["embedding_dropout"] == 0.2

@@ -129,8 +129,10 @@ def pretrain(args, model, train, val):
           f" {args.pretrain_epochs} epochs")
     result = fit(lm, make_optimizer(args, lm), train, epochs=args.pretrain_epochs, val_data=val,
                  eval_every=len(train), clip_norm=args.clip or None, seed=args.seed, progress=not args.quiet)
+    losses = [r["loss"] for r in result.history if r.get("loss") is not None]
+    train_loss = f"training {losses[-1]:.3f}" if losses else "no training loss logged"
     val_loss = f", validation {result.best_val:.3f}" if result.best_val is not None else ""
-    print(f"language-model loss {result.history[-1]['loss']:.3f} nats/word{val_loss}")
+    print(f"language-model loss (nats/word): {train_loss}{val_loss}")
 
 
 def scores(model, vocab, texts, labels, classes, max_len):
