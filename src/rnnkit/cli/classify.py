@@ -95,13 +95,12 @@ def nb_ratios(seqs, labels, V, C, alpha=1.0):
     r_w = log((α + n_w^c) / Σ_v (α + n_v^c)) - log((α + n_w^rest) / Σ_v (α + n_v^rest)), with n_w the
     number of training texts of the class (or of the rest) that contain w (Wang & Manning 2012).
     """
-    present = np.zeros((len(seqs), V))                                      # (N, V) word in text
-    for i, s in enumerate(seqs):
-        present[i, s] = 1
-    labels = np.asarray(labels)
+    n = np.zeros((C, V))                                                     # (C, V) texts with w
+    for s, c in zip(seqs, labels):
+        n[c, np.unique(s)] += 1
     cols = []
     for c in ([1] if C == 2 else range(C)):
-        p, q = alpha + present[labels == c].sum(0), alpha + present[labels != c].sum(0)   # (V,)
+        p, q = alpha + n[c], alpha + n.sum(0) - n[c]                          # (V,) class, the rest
         cols.append(np.log(p / p.sum()) - np.log(q / q.sum()))
     return np.stack(cols, axis=1)                                            # (V, K)
 
