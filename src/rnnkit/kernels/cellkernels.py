@@ -93,6 +93,26 @@ def _lstm_row(a, ah, cp, p, m, c):
         c[j], m[j] = cc, o * tanh(cc)
 
 
+@njit(inline="always")
+def _lstm_c_back(dcj, da_o, i, f, g, cp, c, p, dc, dp, j):
+    """From d c_j (and d a_o) back through c = f c_prev + i g: (d a_i, d a_f, d a_g); dc[j] <- d c_prev.
+
+    Peepholes (p not None): a_o += p_o c adds to d c; a_i += p_i c_prev, a_f += p_f c_prev add to
+    d c_prev; dp gets the three peephole gradients.
+    """
+    if p is not None:
+        dcj += da_o * p[2, j]                                 # a_o += p_o c
+    da_i = dcj * g * i * (1 - i)                              # c = f c_prev + i g
+    da_f = dcj * cp[j] * f * (1 - f)
+    dc[j] = dcj * f
+    if p is not None:
+        dc[j] += da_i * p[0, j] + da_f * p[1, j]
+        dp[0, j] += da_i * cp[j]
+        dp[1, j] += da_f * cp[j]
+        dp[2, j] += da_o * c[j]
+    return da_i, da_f, dcj * i * (1 - g * g)
+
+
 @njit(**JIT_OPTIONS)
 def _lstm_row_back(dm, dm2, dc, act, cp, c, p, da, dp):
     H = cp.shape[0]
@@ -103,17 +123,8 @@ def _lstm_row_back(dm, dm2, dc, act, cp, c, p, da, dp):
             d += dm2[j]
         da_o = d * tc * o * (1 - o)                           # m = o tanh(c)
         dcj = dc[j] + d * o * (1 - tc * tc)
-        if p is not None:
-            dcj += da_o * p[2, j]                             # a_o += p_o c
-        da_i = dcj * g * i * (1 - i)                          # c = f c_prev + i g
-        da_f = dcj * cp[j] * f * (1 - f)
-        da[j], da[H + j], da[2 * H + j], da[3 * H + j] = da_i, da_f, dcj * i * (1 - g * g), da_o
-        dc[j] = dcj * f
-        if p is not None:                                     # a_i += p_i c_prev, a_f += p_f c_prev
-            dc[j] += da_i * p[0, j] + da_f * p[1, j]
-            dp[0, j] += da_i * cp[j]
-            dp[1, j] += da_f * cp[j]
-            dp[2, j] += da_o * c[j]
+        da[j], da[H + j], da[2 * H + j] = _lstm_c_back(dcj, da_o, i, f, g, cp, c, p, dc, dp, j)
+        da[3 * H + j] = da_o
 
 
 @njit(**JIT_OPTIONS)

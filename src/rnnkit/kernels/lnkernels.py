@@ -22,13 +22,13 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..cells.layernorm import EPS
-from .cellkernels import _row
+from .cellkernels import _lstm_c_back, _row
 from .fastmath import JIT_OPTIONS, sigmoid, tanh
 
 REDUCE_OPTIONS = dict(JIT_OPTIONS, fastmath={"contract", "reassoc"})
 # numba's on-disk cache keys on this file's text alone: this line changes with cellkernels.py (which
 # carries fastmath.py's hash in turn; tests/test_layernorm_kernels.py checks it).
-CELLKERNELS_SHA = "25c9fc2512c4ae76"
+CELLKERNELS_SHA = "2f82d4e11b8a1c16"
 
 
 def _like(x, ref):
@@ -155,18 +155,7 @@ def _ln_lstm_row_back(dc, act, cp, c, p, da, dp):
     for j in range(H):
         i, f, g = act[j], act[H + j], act[2 * H + j]
         da_o = da[3 * H + j]
-        dcj = dc[j] + da[j]
-        if p is not None:
-            dcj += da_o * p[2, j]                             # a_o += p_o c
-        da_i = dcj * g * i * (1 - i)                          # c = f c_prev + i g
-        da_f = dcj * cp[j] * f * (1 - f)
-        da[j], da[H + j], da[2 * H + j] = da_i, da_f, dcj * i * (1 - g * g)
-        dc[j] = dcj * f
-        if p is not None:                                     # a_i += p_i c_prev, a_f += p_f c_prev
-            dc[j] += da_i * p[0, j] + da_f * p[1, j]
-            dp[0, j] += da_i * cp[j]
-            dp[1, j] += da_f * cp[j]
-            dp[2, j] += da_o * c[j]
+        da[j], da[H + j], da[2 * H + j] = _lstm_c_back(dc[j] + da[j], da_o, i, f, g, cp, c, p, dc, dp, j)
 
 
 @njit(**JIT_OPTIONS)

@@ -24,8 +24,8 @@ from .sequence import _contiguous, _small
 
 # numba's cache keys on this file's text alone: these lines change with lnkernels.py (which carries
 # fastmath.py's hash) and seqloops.py, so an edit there recompiles these loops (tests check them).
-LNKERNELS_SHA = "1e1cdb2e772970ac"
-SEQLOOPS_SHA = "37520a66b6e4af0f"
+LNKERNELS_SHA = "0e0689d44cdd6be1"
+SEQLOOPS_SHA = "cab9f83e559d1cb0"
 
 
 def ln_runner(mode, peepholes=False, proj=False):
