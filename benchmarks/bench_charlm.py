@@ -20,6 +20,11 @@ two first-step losses agree (a check that the models are the same; both are repo
 Throughput: one step (its loss is "loss 1st") and `--warmup` more untimed steps each, then
 `--repeat` rounds in which rnnkit and PyTorch alternate, each round `--steps` steps:
 chars/s = steps * B * T / round time (median of rounds); "loss last" ends the last round.
+`--isolate` runs each round in a fresh process of its own instead (rnnkit, PyTorch, rnnkit, ...;
+each builds its trainer from the same initial weights, runs 1 + `--warmup` untimed steps, then times
+`--steps`): with more than one thread, one framework's idle worker threads (OpenBLAS's and PyTorch's
+OpenMP pools keep spinning for a while after a call) otherwise take cores from the other in one
+process. With one thread the two ways agree.
 `--profile N` instead times the parts of N rnnkit steps (embedding, LSTM forward and backward,
 output layer, loss, clip, Adam) and prints cProfile's top functions.
 
@@ -207,6 +212,35 @@ def throughput(torch, ids, V, a):
     return out
 
 
+def throughput_child(framework, a):
+    """Print {"sec", "first_loss", "last_loss"}: one isolated round of `framework` (see the docstring)."""
+    from rnnkit.bench import thread_count
+    torch = import_torch(framework == "torch", thread_count())
+    ids, V, _ = load_ids(a.text)
+    rk = RnnkitTrainer(V, a)
+    step = rk.step if torch is None else torch_trainer(torch, V, a, rk.model)
+    data = windows(ids, a)
+    first = run_steps(step, data, 1)[1]
+    run_steps(step, data, a.warmup)
+    sec, last = run_steps(step, data, a.steps)
+    print(json.dumps({"sec": sec, "first_loss": first, "last_loss": last}))
+
+
+def throughput_isolated(names, a):
+    """throughput's figures, each round of each framework in a fresh process (alternating)."""
+    out, times = {name: {} for name in names}, {name: [] for name in names}
+    for _ in range(a.repeat):
+        for name in names:
+            r = _child("--_throughput", name, a)
+            times[name].append(r["sec"])
+            out[name].update(first_loss=r["first_loss"], last_loss=r["last_loss"])
+    for name, ts in times.items():
+        sec = float(np.median(ts))
+        out[name].update(chars_per_s=a.steps * a.batch * a.seq_len / sec, step_ms=1e3 * sec / a.steps,
+                         round_s=[round(t, 4) for t in ts])
+    return out
+
+
 # -- where rnnkit's step spends its time ------------------------------------------------------------
 PIECES = ("embedding", "LSTM forward", "LSTM backward", "output layer")     # the objective's parts
 
@@ -298,13 +332,18 @@ def memory_child(framework, a):
 
 def measure_memory(framework, a):
     """Run memory_child(framework) in a fresh interpreter; its JSON result."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--_memory", framework, "--batch", str(a.batch),
+    return _child("--_memory", framework, a)
+
+
+def _child(flag, framework, a):
+    """Run this script with the hidden `flag framework` in a fresh interpreter; its last line's JSON."""
+    cmd = [sys.executable, os.path.abspath(__file__), flag, framework, "--batch", str(a.batch),
            "--seq-len", str(a.seq_len), "--hidden", str(a.hidden), "--embed", str(a.embed),
            "--layers", str(a.layers), "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--text", a.text or ""]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError(f"memory run for {framework} failed:\n{r.stderr[-2000:]}")
+        raise RuntimeError(f"{flag[3:]} run for {framework} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -313,7 +352,8 @@ def format_table(res):
     """The results as a text table."""
     c = res["config"]
     lines = [f"char-LM: embedding {c['D']}, {c['layers']}-layer LSTM H={c['H']}, softmax V={c['V']}; "
-             f"B={c['B']}, T={c['T']}; Adam + clip {CLIP}; {res['machine']['threads']} thread(s)",
+             f"B={c['B']}, T={c['T']}; Adam + clip {CLIP}; {res['machine']['threads']} thread(s)"
+             + ("; each round in a fresh process" if c.get("isolate") else ""),
              f"data: {c['data']}",
              f"{'':8} {'chars/s':>9} {'ms/step':>8} {'peak MB':>8} {'loss 1st':>9} {'loss last':>9}"]
     for name in ("rnnkit", "torch"):
@@ -343,10 +383,13 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per framework before the rounds")
     p.add_argument("--no-torch", action="store_true", help="rnnkit alone")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--isolate", action="store_true",
+                   help="time each round in a fresh process (alternating) instead of both in this one")
     p.add_argument("--json", default="", help="write the results to this JSON file")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="instead: time the parts of N rnnkit steps (and cProfile them), print, exit")
     p.add_argument("--_memory", choices=("rnnkit", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--_throughput", choices=("rnnkit", "torch"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     for name in ("batch", "seq_len", "hidden", "embed", "layers", "steps", "repeat"):
         if getattr(a, name) < 1:
@@ -365,8 +408,13 @@ def run(a, log=print):
     res = dict(config=dict(B=a.batch, T=a.seq_len, D=a.embed, H=a.hidden, layers=a.layers, V=V,
                            steps=a.steps, repeat=a.repeat, warmup=a.warmup, lr=LR, clip=CLIP, data=source),
                machine=machine_info(torch, threads))
-    log(f"throughput: {a.warmup} warm-up + {a.repeat} x {a.steps} steps each ...")
-    res.update(throughput(torch, ids, V, a))
+    log(f"throughput: {a.warmup} warm-up + {a.repeat} x {a.steps} steps each"
+        + (", each round in a fresh process ..." if a.isolate else " ..."))
+    if a.isolate:
+        res.update(throughput_isolated(("rnnkit", "torch") if torch is not None else ("rnnkit",), a))
+    else:
+        res.update(throughput(torch, ids, V, a))
+    res["config"]["isolate"] = a.isolate
     if torch is not None:
         res["ratio"] = res["rnnkit"]["chars_per_s"] / res["torch"]["chars_per_s"]
     if not a.no_memory:
@@ -381,6 +429,9 @@ def main(argv=None):
     a = parse_args(argv)
     if a._memory:
         memory_child(a._memory, a)
+        return 0
+    if a._throughput:
+        throughput_child(a._throughput, a)
         return 0
     if a.profile:
         ids, V, _ = load_ids(a.text)

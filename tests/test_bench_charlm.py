@@ -37,3 +37,16 @@ def test_torch_twin_starts_from_rnnkit_weights(tmp_path):
     res = json.loads(out.read_text())
     assert res["ratio"] > 0
     assert res["torch"]["first_loss"] == pytest.approx(res["rnnkit"]["first_loss"], rel=1e-5)
+
+
+def test_isolated_rounds_run_each_framework_in_its_own_process(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "charlm.json"
+    assert load_script().main(TINY + ["--no-memory", "--isolate", "--repeat", "2", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["isolate"] is True
+    for name in ("rnnkit", "torch"):
+        assert len(res[name]["round_s"]) == 2 and res[name]["chars_per_s"] > 0
+    # every child starts from the same initial weights and data: the same first and last losses
+    assert res["torch"]["first_loss"] == pytest.approx(res["rnnkit"]["first_loss"], rel=1e-5)
+    assert res["torch"]["last_loss"] == pytest.approx(res["rnnkit"]["last_loss"], rel=1e-4)
