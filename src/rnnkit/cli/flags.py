@@ -30,6 +30,16 @@ def add_training_args(parser, **defaults):
     """
     d = {**DEFAULTS, **{k: v for k, v in defaults.items() if k not in BUDGET_KEYS}}
     budget = {k: defaults[k] for k in BUDGET_KEYS if defaults.get(k) is not None} or DEFAULT_BUDGET
+    _model_args(parser, d)
+    _variant_args(parser)
+    _loop_args(parser, d, budget)
+    extra = {k: v for k, v in defaults.items() if k not in DEFAULTS and k not in BUDGET_KEYS}
+    parser.set_defaults(default_budget=budget, **extra)
+    return parser
+
+
+def _model_args(parser, d):
+    """The "model" group: cell, sizes, direction, dropout, dtype (defaults d)."""
     g = parser.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS, default=d["cell"],
                    help="recurrent cell (mingru, minlstm: Feng et al. 2024, one-way, no variant flags)")
@@ -39,6 +49,10 @@ def add_training_args(parser, **defaults):
                    help="read the sequence both ways")
     g.add_argument("--dropout", type=float, default=d["dropout"], help="dropout between layers and before the output")
     g.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"], help="floating-point type")
+
+
+def _variant_args(parser):
+    """The "cell variants" group: layer norm and the recurrent regularisers."""
     g = parser.add_argument_group("cell variants (rnn, lstm, gru)")
     g.add_argument("--layer-norm", action="store_true", help="layer-normalised cell (Ba et al. 2016)")
     g.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
@@ -50,6 +64,10 @@ def add_training_args(parser, **defaults):
                    help="zoneout on the states (Krueger et al. 2016)")
     g.add_argument("--weight-drop", type=float, default=0.0, metavar="P",
                    help="DropConnect on W_h (Merity et al. 2017)")
+
+
+def _loop_args(parser, d, budget):
+    """The "training" group: optimizer, schedule, batches, budget, validation, run folder (defaults d)."""
     g = parser.add_argument_group("training")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help="update rule")
     g.add_argument("--lr", type=float, default=d["lr"], help="learning rate")
@@ -80,9 +98,6 @@ def add_training_args(parser, **defaults):
     g.add_argument("--diagnostics", type=int, default=None, metavar="N",
                    help="every N steps, record gradient norms per time step, gate saturation and "
                         "hidden-state traces into diagnostics.jsonl (see rnnkit inspect RUN --plots)")
-    extra = {k: v for k, v in defaults.items() if k not in DEFAULTS and k not in BUDGET_KEYS}
-    parser.set_defaults(default_budget=budget, **extra)
-    return parser
 
 
 def add_embedding_dropout(parser):
