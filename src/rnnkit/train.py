@@ -15,9 +15,11 @@ window's backward stops at its first step; it is reset to None when an epoch sta
 Schedules: every schedule steps once per optimizer step, except ReduceOnPlateau (or a Warmup whose
 `after` is one), which steps once per evaluation with the validation loss.
 Every `eval_every` steps: evaluate(model, val_data) in eval mode (no backward); a new best
-validation loss keeps a weight snapshot and writes run_dir/best.ckpt; `early_stopping` = k stops
-after k evaluations in a row without a new best. With keep_best, the model holds the best weights
-when fit returns (last.ckpt keeps the newest state, for resuming).
+validation loss (monitor="loss", the lowest) or accuracy (monitor="accuracy", the highest: correct /
+count, for objectives that count correct predictions) keeps a weight snapshot and writes
+run_dir/best.ckpt; `early_stopping` = k stops after k evaluations in a row without a new best.
+With keep_best, the model holds the best weights when fit returns (last.ckpt keeps the newest
+state, for resuming).
 
 Data (rnnkit.batches): train_data is a Batches (make_batch over shuffled index minibatches), a
 StreamWindows (a token stream cut into TBPTT windows), a list of batch dicts, or any object with
@@ -54,6 +56,8 @@ from .checkpoint import (BEST, LAST, METRICS, MetricsLog, load_checkpoint, model
 from .errors import InputError, NonFiniteError
 from .progress import ProgressBar
 
+MONITORS = ("loss", "accuracy")      # what picks the best weights: the lowest loss, the highest accuracy
+
 # the batch sources live in rnnkit.batches; these names are also rnnkit.train's
 __all__ = ["Batches", "StreamWindows", "as_batches", "evaluate", "FitResult", "Trainer", "fit"]
 
@@ -74,7 +78,7 @@ class FitResult:
     """What fit() returns."""
     steps: int                   # steps done in total (resumed runs count from the start)
     epoch: float                 # epochs done (fractional)
-    best_val: float | None       # best validation loss (None without val_data)
+    best_val: float | None       # best validation loss (accuracy: monitor="accuracy"); None: no val_data
     best_step: int | None        # the step it was reached at
     history: list                # the metrics records (as in metrics.jsonl)
     interrupted: bool            # Ctrl-C (KeyboardInterrupt) stopped the run
@@ -134,7 +138,7 @@ class Trainer:
                  val_data=None, eval_every=500, log_every=50, clip_norm=None, clip_value=None,
                  schedule=None, tbptt=False, run_dir=None, checkpoint_every=500, keep_best=True,
                  early_stopping=None, seed=0, progress=True, nonfinite="skip", resume=False,
-                 on_step=None, meta=None, parallel=None):
+                 on_step=None, meta=None, parallel=None, monitor="loss"):
         self._check_objects(model, optimizer, schedule, val_data, early_stopping)
         self.model, self.optimizer, self.schedule, self.val_data = model, optimizer, schedule, val_data
         self.data = as_batches(train_data)
@@ -154,6 +158,7 @@ class Trainer:
         self.clip_value = _optional(check_real, "clip_value", clip_value, low=0, low_open=True)
         self.patience = _optional(check_int, "early_stopping", early_stopping, low=1)
         self.nonfinite = check_choice("nonfinite", nonfinite, ("skip", "stop"))
+        self.monitor = check_choice("monitor", monitor, MONITORS)
         self.rng = np.random.default_rng(check_int("seed", seed, low=0))   # the loop's own Generator
         if resume and run_dir is None:
             raise InputError("resume: expected a run_dir to resume from, got run_dir=None")
@@ -228,10 +233,13 @@ class Trainer:
         return {"step": self.step, "epoch": self.epoch(), "data": self.data.state(),
                 "best_val": self.best_val, "best_step": self.best_step, "bad_evals": self.bad_evals,
                 "skipped": self.skipped, "elapsed": self.elapsed(), "interval": dict(self.interval),
-                "meta": self.meta,
+                "meta": self.meta, "monitor": self.monitor,
                 "carry": self.carry if self.parallel is None else self.parallel.gather_carry(self.carry)}
 
     def _load_state(self, s):
+        if s.get("monitor", "loss") != self.monitor:        # best_val means the monitored value
+            raise InputError(f"monitor: the run being resumed kept its best by {s.get('monitor', 'loss')}, "
+                             f"got monitor={self.monitor!r}; resume with the same monitor")
         self.data.set_state(s["data"])
         self.step, self.skipped, self.carry = s["step"], s["skipped"], s["carry"]
         if self.parallel is not None:
@@ -338,8 +346,13 @@ class Trainer:
     def evaluate_now(self):
         """Evaluate on val_data; track the best; step a plateau schedule; return the val record."""
         v = evaluate(self.model, self.val_data, self.tbptt, self.parallel)
-        if self.best_val is None or v["loss"] < self.best_val:
-            self.best_val, self.best_step, self.bad_evals = v["loss"], self.step, 0
+        rec = {"val_loss": v["loss"]}
+        rec.update({f"val_{k}": x for k, x in v.items() if k != "loss"})
+        if "correct" in v:
+            rec["val_accuracy"] = v["correct"] / v["count"]
+        value = self._monitored(rec)
+        if self._improves(value):
+            self.best_val, self.best_step, self.bad_evals = value, self.step, 0
             if self.keep_best:
                 self.best_weights = self.model.state_dict()
                 if self.run_dir is not None:   # (a no-op on ranks other than 0)
@@ -348,11 +361,22 @@ class Trainer:
             self.bad_evals += 1
         if self.schedule is not None and _per_evaluation(self.schedule):
             self.schedule.step(v["loss"])
-        rec = {"val_loss": v["loss"]}
-        rec.update({f"val_{k}": x for k, x in v.items() if k != "loss"})
-        if "correct" in v:
-            rec["val_accuracy"] = v["correct"] / v["count"]
         return rec
+
+    def _improves(self, value):
+        """Whether `value` beats best_val: lower for the loss, higher for the accuracy."""
+        if self.best_val is None:
+            return True
+        return value < self.best_val if self.monitor == "loss" else value > self.best_val
+
+    def _monitored(self, rec):
+        """The value `monitor` names in an evaluation record."""
+        key = "val_" + self.monitor
+        if key not in rec:
+            raise InputError(f"monitor: expected a value the evaluation reports "
+                             f"({', '.join(k[4:] for k in rec if k != 'val_count')}), got {self.monitor!r}: the model's "
+                             f"objective counts no correct predictions")
+        return rec[key]
 
     def tokens_per_s(self):
         """Items per second over the open log interval (the last interval's right after a log line)."""
@@ -455,7 +479,8 @@ class Trainer:
 def fit(model, optimizer, train_data, *, steps=None, epochs=None, minutes=None, val_data=None,
         eval_every=500, log_every=50, clip_norm=None, clip_value=None, schedule=None, tbptt=False,
         run_dir=None, checkpoint_every=500, keep_best=True, early_stopping=None, seed=0,
-        progress=True, nonfinite="skip", resume=False, on_step=None, meta=None, parallel=None):
+        progress=True, nonfinite="skip", resume=False, on_step=None, meta=None, parallel=None,
+        monitor="loss"):
     """Train `model` with `optimizer` on `train_data` and return a FitResult (see the module docstring)."""
     options = dict(locals())
     for k in ("model", "optimizer", "train_data"):

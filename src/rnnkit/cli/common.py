@@ -257,26 +257,27 @@ def train_model(args, model, train_data, val_data, task, meta, **fit_kwargs):
                   run_dir=path, checkpoint_every=max(args.eval_every, 100),
                   early_stopping=args.early_stopping if val_data is not None else None,
                   seed=args.seed, progress=_progress(args, b, train_data) if root else False,
-                  resume=args.resume, meta=meta, parallel=parallel)
+                  resume=args.resume, meta=meta, parallel=parallel, monitor=getattr(args, "monitor", "loss"))
     kwargs.update(fit_kwargs)
     with _diagnostics(args, model, kwargs):
         result = fit(model, optimizer, train_data, **kwargs)
     if not root:
         return result
     summary = {"steps": result.steps, "epochs": round(result.epoch, 4), "best_val": result.best_val,
-               "best_step": result.best_step, "stop_reason": result.stop_reason}
+               "best_step": result.best_step, "stop_reason": result.stop_reason, "monitor": kwargs["monitor"]}
     save(model, os.path.join(path, MODEL_FILE), task=task, training=summary, **meta)
     try:
         loss_curve(os.path.join(path, LOSS_PNG), result.history, f"{task}: loss")
     except (InputError, ValueError, OSError):
         pass    # a picture is a bonus: never fail a finished run over it
-    report(result, path)
+    report(result, path, kwargs["monitor"])
     return result
 
 
-def report(result, path):
+def report(result, path, monitor="loss"):
     """Print how training ended and where the run folder is."""
-    best = "" if result.best_val is None else f", best validation loss {result.best_val:.4f} (step {result.best_step})"
+    best = ("" if result.best_val is None
+            else f", best validation {monitor} {result.best_val:.4f} (step {result.best_step})")
     if result.interrupted:
         print(f"interrupted at step {result.steps}{best}; the checkpoint is saved: run the same command "
               f"with --resume --run {path} to continue")

@@ -5,6 +5,7 @@ import argparse
 from .. import optim
 from .._checks import check_choice
 from ..errors import InputError
+from ..train import MONITORS
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm")
@@ -88,7 +89,10 @@ def _loop_args(parser, d, budget):
     g.add_argument("--val-split", type=float, default=d["val_split"],
                    help="fraction of the data held out for validation")
     g.add_argument("--early-stopping", type=int, default=d["early_stopping"], metavar="K",
-                   help="stop after K evaluations without a better validation loss")
+                   help="stop after K evaluations without a new best (see --monitor)")
+    g.add_argument("--monitor", choices=MONITORS, default="loss",
+                   help="what picks the best weights (kept in the run, and what early stopping waits for): "
+                        "the lowest validation loss, or the highest validation accuracy (classify, tag, lm, seq2seq)")
     g.add_argument("--eval-every", type=int, default=d["eval_every"],
                    help="evaluate every N steps (default: " + ("once per epoch" if d["eval_every"] is None
                                                               else str(d["eval_every"])) + ")")
@@ -194,3 +198,5 @@ def check_training_args(args):
         fail(f"--early-stopping: expected an integer >= 1, got {args.early_stopping}")
     if args.seed < 0:
         fail(f"--seed: expected an integer >= 0, got {args.seed}")
+    if getattr(args, "monitor", "loss") == "accuracy" and getattr(args, "task", None) == "forecast":
+        fail("--monitor accuracy: a forecast has no accuracy (it is a regression); use --monitor loss")
