@@ -75,6 +75,21 @@ def _rnn_row_back(dh, dh2, h, kind, da):
         da[j] = d * _dact(h[j], kind)
 
 
+@njit(inline="always")
+def _lstm_c_fwd(a_i, a_f, a_g, a_o, cp, p, j):
+    """The gates and c = f c_prev + i g of unit j from its pre-activations: (i, f, g, o, c_j).
+
+    Peepholes (p not None): a_i += p_i c_prev, a_f += p_f c_prev, a_o += p_o c.
+    """
+    if p is not None:
+        a_i, a_f = a_i + p[0, j] * cp[j], a_f + p[1, j] * cp[j]
+    i, f, g = sigmoid(a_i), sigmoid(a_f), tanh(a_g)
+    cc = f * cp[j] + i * g
+    if p is not None:
+        a_o = a_o + p[2, j] * cc
+    return i, f, g, sigmoid(a_o), cc
+
+
 @njit(**JIT_OPTIONS)
 def _lstm_row(a, ah, cp, p, m, c):
     H = cp.shape[0]
@@ -82,13 +97,7 @@ def _lstm_row(a, ah, cp, p, m, c):
         a_i, a_f, a_g, a_o = a[j], a[H + j], a[2 * H + j], a[3 * H + j]
         if ah is not None:
             a_i, a_f, a_g, a_o = a_i + ah[j], a_f + ah[H + j], a_g + ah[2 * H + j], a_o + ah[3 * H + j]
-        if p is not None:                                   # peepholes
-            a_i, a_f = a_i + p[0, j] * cp[j], a_f + p[1, j] * cp[j]
-        i, f, g = sigmoid(a_i), sigmoid(a_f), tanh(a_g)
-        cc = f * cp[j] + i * g
-        if p is not None:
-            a_o = a_o + p[2, j] * cc
-        o = sigmoid(a_o)
+        i, f, g, o, cc = _lstm_c_fwd(a_i, a_f, a_g, a_o, cp, p, j)
         a[j], a[H + j], a[2 * H + j], a[3 * H + j] = i, f, g, o
         c[j], m[j] = cc, o * tanh(cc)
 

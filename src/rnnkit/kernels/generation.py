@@ -25,7 +25,7 @@ from .seqloops import matmul
 
 # numba's cache keys on this file's text alone: this line changes with seqloops.py (which carries
 # cellkernels.py's hash, which carries fastmath.py's), so an edit there recompiles these kernels.
-SEQLOOPS_SHA = "cab9f83e559d1cb0"
+SEQLOOPS_SHA = "2f5a3099b196a271"
 
 
 @register_jitable

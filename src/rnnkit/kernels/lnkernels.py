@@ -22,13 +22,13 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..cells.layernorm import EPS
-from .cellkernels import _lstm_c_back, _row
+from .cellkernels import _lstm_c_back, _lstm_c_fwd, _row
 from .fastmath import JIT_OPTIONS, sigmoid, tanh
 
 REDUCE_OPTIONS = dict(JIT_OPTIONS, fastmath={"contract", "reassoc"})
 # numba's on-disk cache keys on this file's text alone: this line changes with cellkernels.py (which
 # carries fastmath.py's hash in turn; tests/test_layernorm_kernels.py checks it).
-CELLKERNELS_SHA = "2f82d4e11b8a1c16"
+CELLKERNELS_SHA = "677f2e7271475f23"
 
 
 def _like(x, ref):
@@ -117,13 +117,8 @@ def _ln_lstm_row(nh, ax, g_h, cp, p, g_c, b_c, m, c, nc):
         a_f = nh[H + j] * g_h[H + j] + ax[H + j]
         a_g = nh[2 * H + j] * g_h[2 * H + j] + ax[2 * H + j]
         a_o = nh[3 * H + j] * g_h[3 * H + j] + ax[3 * H + j]
-        if p is not None:                                   # peepholes
-            a_i, a_f = a_i + p[0, j] * cp[j], a_f + p[1, j] * cp[j]
-        i, f, g = sigmoid(a_i), sigmoid(a_f), tanh(a_g)
-        cc = f * cp[j] + i * g
-        if p is not None:
-            a_o = a_o + p[2, j] * cc
-        ax[j], ax[H + j], ax[2 * H + j], ax[3 * H + j] = i, f, g, sigmoid(a_o)
+        i, f, g, o, cc = _lstm_c_fwd(a_i, a_f, a_g, a_o, cp, p, j)
+        ax[j], ax[H + j], ax[2 * H + j], ax[3 * H + j] = i, f, g, o
         c[j], nc[j] = cc, cc
     rc = _normalise(nc)
     for j in range(H):

@@ -24,8 +24,8 @@ from .sequence import _contiguous, _small
 
 # numba's cache keys on this file's text alone: these lines change with lnkernels.py (which carries
 # fastmath.py's hash) and seqloops.py, so an edit there recompiles these loops (tests check them).
-LNKERNELS_SHA = "0e0689d44cdd6be1"
-SEQLOOPS_SHA = "cab9f83e559d1cb0"
+LNKERNELS_SHA = "958b919a67b21297"
+SEQLOOPS_SHA = "2f5a3099b196a271"
 
 
 def ln_runner(mode, peepholes=False, proj=False):

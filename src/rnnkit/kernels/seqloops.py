@@ -13,7 +13,7 @@ from .fastmath import JIT_OPTIONS
 
 # numba's cache keys on this file's text alone: this line changes with cellkernels.py (which
 # carries fastmath.py's hash), so an edit there recompiles these loops (tests check the hash).
-CELLKERNELS_SHA = "2f82d4e11b8a1c16"
+CELLKERNELS_SHA = "677f2e7271475f23"
 
 
 @njit(**JIT_OPTIONS)
