@@ -65,6 +65,12 @@ def test_accuracy_needs_an_objective_that_counts_correct_predictions(tmp_path):
             progress=False, monitor="accuracy")
 
 
+def test_the_command_line_offers_the_monitors_fit_knows():
+    from rnnkit.cli import flags
+    from rnnkit.train import MONITORS
+    assert flags.MONITORS == MONITORS
+
+
 def test_bad_monitor_and_resuming_with_another_one(tmp_path):
     model = Scripted(SCRIPT)
     with pytest.raises(InputError, match="monitor"):
