@@ -107,14 +107,15 @@ class LNLSTMFused:
         dg_h, dg_c, db_c = np.zeros(4 * H, x.dtype), np.zeros(H, x.dtype), np.zeros(H, x.dtype)
         dA, dAH = np.empty_like(ACT), np.empty_like(ACT)           # (T, B, 4H)
         g_h, g_c, b_c = P["ln_h_g"], P["ln_c_g"], P["ln_c_b"]
+        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (4H, H)
         if _small(C.shape[1], H, 4 * H):
-            ln_lstm_backward(dout, g, dc, ACT, NH, c0, C, NC, R, np.ascontiguousarray(P["W_h"].T), g_h, peep,
+            ln_lstm_backward(dout, g, dc, ACT, NH, c0, C, NC, R, W_hT, g_h, peep,
                              g_c, b_c, dA, dAH, dg_h, dpeep, dg_c, db_c)
         else:
             for t in reversed(range(C.shape[0])):
                 K.ln_lstm_bwd(dout[t], g, dc, ACT[t], NH[t], C[t - 1] if t else c0, C[t], NC[t], R[t, 0],
                               R[t, 1], g_h, peep, g_c, b_c, dA[t], dAH[t], dg_h, dpeep, dg_c, db_c)
-                np.matmul(dAH[t], P["W_h"].T, out=g)
+                np.matmul(dAH[t], W_hT, out=g)
         G["ln_h_g"] += dg_h
         G["ln_c_g"] += dg_c
         G["ln_c_b"] += db_c
@@ -154,14 +155,15 @@ class LNGRUFused:
         dAX, dAH = np.empty_like(RZN), np.empty_like(RZN)          # (T, B, 3H)
         dg_h, db_h = np.zeros_like(P["b_h"]), np.zeros_like(P["b_h"])   # (3H,)
         T, B, H = out.shape
+        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (3H, H)
         if _small(B, H, 3 * H):
             dz = ln_gru_backward(dout, g, dz, dz_next, RZN, NH, R, P["ln_h_g"], P["b_h"], h0, out,
-                                 np.ascontiguousarray(P["W_h"].T), dAX, dAH, dg_h, db_h)
+                                 W_hT, dAX, dAH, dg_h, db_h)
         else:
             for t in reversed(range(T)):
                 K.ln_gru_bwd(dout[t], g, dz, RZN[t], NH[t], R[t], P["ln_h_g"], P["b_h"],
                              out[t - 1] if t else h0, dAX[t], dAH[t], dz_next, dg_h, db_h)
-                np.matmul(dAH[t], P["W_h"].T, out=g)
+                np.matmul(dAH[t], W_hT, out=g)
                 dz, dz_next = dz_next, dz
         G["ln_h_g"] += dg_h
         G["b_h"] += db_h

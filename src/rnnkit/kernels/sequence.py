@@ -92,12 +92,13 @@ class RNNFused:
         dout, g = _contiguous(dout, dstate[0].copy())
         dA = np.empty_like(out)                                    # (T, B, H)
         T, B, H = out.shape
+        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (H, H)
         if _small(B, H, H):
-            S.rnn_backward(dout, g, out, np.ascontiguousarray(P["W_h"].T), self.kind, dA)
+            S.rnn_backward(dout, g, out, W_hT, self.kind, dA)
         else:
             for t in reversed(range(T)):
                 K.rnn_bwd(dout[t], g, out[t], self.kind, dA[t])
-                np.matmul(dA[t], P["W_h"].T, out=g)
+                np.matmul(dA[t], W_hT, out=g)
         return weight_grads(P, G, x, h0, out, dA, dA), (g,)
 
 
@@ -133,12 +134,13 @@ class LSTMFused:
         dpeep = np.zeros_like(peep) if self.peepholes else None   # (3, H)
         dA = np.empty_like(ACT)                                    # (T, B, 4H)
         T, B, H = out.shape
+        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (4H, H)
         if _small(B, H, 4 * H):
-            S.lstm_backward(dout, g, dc, ACT, C, c0, np.ascontiguousarray(P["W_h"].T), peep, dA, dpeep)
+            S.lstm_backward(dout, g, dc, ACT, C, c0, W_hT, peep, dA, dpeep)
         else:
             for t in reversed(range(T)):
                 K.lstm_bwd(dout[t], g, dc, ACT[t], C[t - 1] if t else c0, C[t], peep, dA[t], dpeep)
-                np.matmul(dA[t], P["W_h"].T, out=g)
+                np.matmul(dA[t], W_hT, out=g)
         if self.peepholes:
             G["p"] += dpeep
         return weight_grads(P, G, x, h0, out, dA, dA), (g, dc)
@@ -173,12 +175,12 @@ class GRUFused:
         dz, dz_next = np.zeros_like(g), np.empty_like(g)           # (B, H) the z part of dh_prev
         dAX, dAH = np.empty_like(RZN), np.empty_like(RZN)          # (T, B, 3H)
         T, B, H = out.shape
+        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (3H, H)
         if _small(B, H, 3 * H):
-            dz = S.gru_backward(dout, g, dz, dz_next, RZN, AHn, h0, out,
-                                np.ascontiguousarray(P["W_h"].T), dAX, dAH)
+            dz = S.gru_backward(dout, g, dz, dz_next, RZN, AHn, h0, out, W_hT, dAX, dAH)
         else:
             for t in reversed(range(T)):
                 K.gru_bwd(dout[t], g, dz, RZN[t], AHn[t], out[t - 1] if t else h0, dAX[t], dAH[t], dz_next)
-                np.matmul(dAH[t], P["W_h"].T, out=g)
+                np.matmul(dAH[t], W_hT, out=g)
                 dz, dz_next = dz_next, dz
         return weight_grads(P, G, x, h0, out, dAX, dAH), (g + dz,)
