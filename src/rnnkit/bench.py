@@ -117,6 +117,7 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
     dA = rng.standard_normal((T * B, G * H)).astype(dtype)         # (T*B, G*H)
     W_x = rng.standard_normal((H, G * H)).astype(dtype)            # (D, G*H)
     W_h = rng.standard_normal((H, G * H)).astype(dtype)            # (H, G*H)
+    W_hT = np.ascontiguousarray(W_h.T)                             # (G*H, H) as the fused backward
     AX, a, dh = np.empty_like(dA), np.empty((B, G * H), dtype), np.empty((B, H), dtype)
     dW, dX = np.empty_like(W_x), np.empty_like(X)
 
@@ -129,7 +130,7 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
 
     def backward():
         for t in steps:
-            np.matmul(dA[t * B:(t + 1) * B], W_h.T, out=dh)
+            np.matmul(dA[t * B:(t + 1) * B], W_hT, out=dh)
         if recurrent:
             np.matmul(Hp.T, dA, out=dW)
         np.matmul(X.T, dA, out=dW)
