@@ -3,14 +3,15 @@
 # scratch (nothing pretrained, nothing downloaded), each chosen on the dev set, scored on the test set
 # and on the test sentences that contain a negation word; then the ensemble of all of them (the mean
 # of their class probabilities). The first embedding column starts at each word's naive-Bayes
-# log-count ratio on the training sentences (--embedding-init nb); SST2_FLAGS replaces the model and
-# training flags. One run takes about a minute on one core.
+# log-count ratio on the training sentences (--embedding-init nb), and the words in a negation's
+# scope are marked ("not ¬good ,": --negation-scope); SST2_FLAGS replaces the model and training
+# flags. One run takes about a minute on one core.
 # usage: examples/sst2.sh [SEED ...]      (default seeds 0 1 2 3 4; the data are ../shared/data/sst2
 #                                          in a development checkout, or DATA=folder)
 set -euo pipefail
 SEEDS=${*:-0 1 2 3 4}
 DATA=${DATA:-"$(dirname "$0")/../../shared/data/sst2"}
-FLAGS=${SST2_FLAGS:---cell gru --hidden 64 --embedding 64 --vocab-size 6000 --embedding-init nb \
+FLAGS=${SST2_FLAGS:---cell gru --hidden 64 --embedding 64 --vocab-size 6000 --embedding-init nb --negation-scope \
     --readout max --dropout 0.5 --input-dropout 0.3 --recurrent-dropout 0.2 --optimizer adamw \
     --lr 5e-4 --lr-schedule cosine --epochs 10 --batch 32 --eval-every 50 --early-stopping 6}
 mkdir -p runs

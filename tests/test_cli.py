@@ -161,6 +161,31 @@ def test_classify_train_predict_evaluate(tmp_path, sentiment_tsv, capsys):
     assert sum(c["count"] for c in s["per_class"].values()) == 240
 
 
+def test_classify_negation_scope_marks_training_and_prediction(tmp_path, sentiment_tsv, capsys):
+    from rnnkit import tasks
+    from rnnkit.cli.common import load_run
+    from rnnkit.data import Vocab
+    rd = tmp_path / "c"
+    code, out, _ = run(capsys, "train", "classify", "--data", sentiment_tsv, *TINY, "--steps", 20,
+                       "--negation-scope", "--run", rd)
+    assert code == 0
+    model, meta = load_run(rd, "classify")
+    vocab = Vocab.from_json(meta["vocab"])
+    assert vocab.negation_scope and any(t.startswith("\u00ac") for t in vocab.itos)
+    text = "the movie was not good"
+    assert vocab.tokenize(text)[-1] == "\u00acgood"
+    # predict reads with the run's marking: its probability is the model's on the marked ids
+    p = tasks.classify_probs(model.eval(), tasks.encode_texts(vocab, [text]))[0]          # (C,)
+    code, out, _ = run(capsys, "predict", rd, text)
+    label, prob, shown = out.strip().split("\t")
+    assert code == 0 and shown == text and label == meta["classes"][int(np.argmax(p))]
+    assert float(prob) == pytest.approx(p.max(), abs=1e-3)
+    unmarked = Vocab.from_json({**meta["vocab"], "negation_scope": False})
+    assert unmarked.encode(text)[-1] != vocab.encode(text)[-1]
+    code, out, _ = run(capsys, "inspect", rd)
+    assert code == 0 and "negation scopes marked" in out
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "sst", "dir"])
 def test_classify_formats(tmp_path, capsys, fmt):
     s, y, _ = make_negation_sentiment(40, seed=3)

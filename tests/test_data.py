@@ -7,10 +7,10 @@ import pytest
 
 from rnnkit.data import (BatchIterator, Vocab, char_tokenize, format_date, length_mask,
                          make_adding, make_addition_pairs, make_copy, make_date_pairs,
-                         make_mackey_glass, make_negation_sentiment, make_reversal_pairs,
+                         make_mackey_glass, make_negation_sentiment, mark_negation, make_reversal_pairs,
                          make_sine_mixture, make_sorting_pairs, make_tagging, make_temporal_order,
                          pad_sequences, read_labelled, read_text, sentiment_rule, sentiment_words,
-                         stdlib_corpus, stream_batches, tag_of, word_tokenize)
+                         stdlib_corpus, stream_batches, tag_of, tokenize, word_tokenize)
 from rnnkit.errors import InputError, ShapeError
 
 
@@ -50,6 +50,39 @@ def test_vocab_round_trip_char_and_word_and_json():
         assert back == vocab and back.itos == vocab.itos and back.level == vocab.level
         assert back.unk_id == vocab.unk_id and back.pad_id == vocab.pad_id
     assert Vocab.from_json(json.dumps(w.to_json())) == w
+
+
+def test_mark_negation_scope():
+    t = word_tokenize("It isn't good, but it's NOT bad at all -- no way; never again!", lowercase=True)
+    assert mark_negation(t) == ["it", "is", "n't", "\u00acgood", ",", "but", "it", "'s", "not", "\u00acbad",
+                                "\u00acat", "\u00acall", "-", "-", "no", "\u00acway", ";", "never",
+                                "\u00acagain", "!"]
+    assert mark_negation(["Not", "good", "but", "fine"]) == ["Not", "\u00acgood", "but", "fine"]  # any case
+    assert mark_negation(["no", "not", "bad", "."]) == ["no", "\u00acnot", "\u00acbad", "."]   # scope goes on
+    assert mark_negation(["not"]) == ["not"] and mark_negation([]) == []
+    # a text's own symbols never make a marked token: "\u00ac" is split off as a symbol
+    assert word_tokenize("\u00acgood") == ["\u00ac", "good"]
+    assert tokenize("not good. good", "word", negation_scope=True) == ["not", "\u00acgood", ".", "good"]
+    with pytest.raises(InputError, match="negation_scope: .*level='word', got level='char'"):
+        tokenize("not good", "char", negation_scope=True)
+    with pytest.raises(InputError, match="negation_scope: expected True or False, got 'yes'"):
+        Vocab("not good", level="word", negation_scope="yes")
+
+
+def test_vocab_negation_scope_encodes_and_round_trips():
+    texts = ["not good at all .", "good , fine", "it was n't bad"]
+    v = Vocab.from_texts(texts, level="word", lowercase=True, negation_scope=True)
+    assert v.negation_scope and {"\u00acgood", "\u00acat", "\u00acall", "\u00acbad"} <= set(v.itos)
+    assert v.tokenize("Not GOOD , good") == ["not", "\u00acgood", ",", "good"]
+    assert v.encode("not good , good").tolist() == [v.stoi[t] for t in ("not", "\u00acgood", ",", "good")]
+    d = json.loads(json.dumps(v.to_json()))
+    assert d["negation_scope"] is True and Vocab.from_json(d) == v
+    assert Vocab.from_json(d).tokenize("not bad") == ["not", "\u00acbad"]
+    plain = Vocab.from_texts(texts, level="word", lowercase=True)
+    old = {k: val for k, val in plain.to_json().items() if k != "negation_scope"}   # a file from before
+    assert not Vocab.from_json(old).negation_scope and Vocab.from_json(old) == plain
+    with pytest.raises(InputError, match="negation_scope"):
+        Vocab.from_json({**plain.to_json(), "negation_scope": "true"})
 
 
 def test_vocab_unknown_symbols():

@@ -140,10 +140,12 @@ def split_indices(n, val_split, seed=0):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def word_vocab(texts, max_size=None, min_freq=1, lowercase=True):
-    """A word vocabulary of texts: <pad> = 0, <unk> = 1, then words by count."""
+def word_vocab(texts, max_size=None, min_freq=1, lowercase=True, negation_scope=False):
+    """A word vocabulary of texts: <pad> = 0, <unk> = 1, then words by count (negation scopes
+    marked when negation_scope: rnnkit.data.vocab.mark_negation)."""
     return Vocab.from_texts(list(texts), level="word", lowercase=lowercase, max_size=max_size,
-                            min_freq=min_freq, pad="<pad>", unk="<unk>", bos=None, eos=None)
+                            min_freq=min_freq, pad="<pad>", unk="<unk>", bos=None, eos=None,
+                            negation_scope=negation_scope)
 
 
 def encode_texts(vocab, texts, max_len=None):

@@ -6,11 +6,15 @@ per line). The model is a ManyToOne: word embedding, RNN/LSTM/GRU stack over the
 each sentence (lengths), a softmax over the classes; the word vocabulary is built on the training
 split (lowercased, <unk> for the rest). `predict` prints the likeliest class and its probability.
 
-For small data sets (a few thousand sentences, nothing pretrained to download), three helps:
+For small data sets (a few thousand sentences, nothing pretrained to download), four helps:
     --embedding-init nb      the first embedding column(s) start at each word's naive-Bayes
                              log-count ratio on the training texts: the network starts from a
                              bag-of-words polarity and learns from there what order changes
                              ("not good"); the rest of the embedding starts random
+    --negation-scope         mark the words after a negation word up to the next punctuation mark
+                             or "but" ("not ¬good ,"; rnnkit.data.vocab.mark_negation): a negated
+                             word is a word of its own from the start, with its own embedding
+                             (and naive-Bayes column); predict and evaluate mark texts the same way
     --pretrain-epochs N      first train the embedding and recurrent layers as a language model
                              on the training texts (models.pretrain)
     --ensemble RUN           (evaluate, predict) average the class probabilities of several runs
@@ -67,7 +71,8 @@ def cmd_train_classify(args):
     data = read_examples(args)
     classes = prev[1]["classes"] if prev else data.classes
     texts, labels, val_texts, val_labels = split(args, data, classes)
-    vocab = Vocab.from_json(prev[1]["vocab"]) if prev else tasks.word_vocab(texts, args.vocab_size)
+    vocab = (Vocab.from_json(prev[1]["vocab"]) if prev
+             else tasks.word_vocab(texts, args.vocab_size, negation_scope=args.negation_scope))
     xs = tasks.encode_texts(vocab, texts, args.max_len)
     train = tasks.sequence_batches(xs, labels, args.batch, vocab.pad_id, args.seed)
     val = None
@@ -210,6 +215,10 @@ def register(sub):
     add_embedding_dropout(p)
     p.add_argument("--vocab-size", type=int, default=20000, help="keep the most frequent words")
     p.add_argument("--max-len", type=int, default=400, help="cut texts to this many tokens")
+    p.add_argument("--negation-scope", action="store_true",
+                   help="mark each word after a negation word up to the next punctuation mark or 'but' "
+                        "('not good , fine' -> 'not ¬good , fine'): negated words get embeddings of "
+                        "their own; predict and evaluate mark texts the same way")
     p.add_argument("--readout", choices=("last", "mean", "max", "final_states"), default="last",
                    help="how the states of a sentence become one vector")
     p.add_argument("--embedding-init", choices=("random", "nb"), default="random",

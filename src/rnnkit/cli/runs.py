@@ -119,7 +119,9 @@ def cmd_inspect(args):
         print("flags: " + " ".join(f"{k}={v}" for k, v in flags.items()))
     print("model: " + " ".join(f"{k}={v}" for k, v in model.config().items() if v not in (None, False)))
     if "vocab" in meta:
-        print(f"vocabulary: {len(meta['vocab']['itos']):,} {meta['vocab']['level']} tokens")
+        v = meta["vocab"]
+        print(f"vocabulary: {len(v['itos']):,} {v['level']} tokens"
+              + (", negation scopes marked" if v.get("negation_scope") else ""))
     for key in ("classes", "tags"):
         if key in meta:
             print(f"{key}: {', '.join(map(str, meta[key][:20]))}")

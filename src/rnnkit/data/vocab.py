@@ -9,6 +9,13 @@ own ("isn't" -> "is" "n't", "don't" -> "do" "n't", "can't" -> "ca" "n't"), so ev
 carries the same negation token; "'s", "'re", "'ve", "'ll", "'m", "'d" are split off too.
 Punctuation marks are single tokens; hyphenated words ("well-known") and numbers ("3.14") stay whole.
 
+mark_negation (a word vocabulary built with negation_scope=True applies it after splitting) marks
+the scope of a negation, the classic preprocessing of sentiment analysis (Das & Chen 2001; Pang,
+Lee & Vaithyanathan 2002): every token after a negation word, up to the next punctuation mark or
+"but", gets the prefix "¬", so "not" "good" "," "just" "fine" -> "not" "¬good" "," "just" "fine".
+"¬good" is then a word of its own, with its own embedding; the tokenizers never emit a token that
+starts with "¬" and goes on, so a marked token never collides with a word of the text.
+
 Vocab: ids 0, 1, ... are the special tokens that are switched on, in the order pad, unk, bos, eos
 (so <pad> is 0 whenever it exists), followed by the other tokens by descending count, ties in
 lexicographic order. Tokens with count < min_freq are dropped; max_size caps the total number of
@@ -35,6 +42,11 @@ from ..errors import InputError
 LEVELS = ("char", "word")
 FORMAT = "rnnkit.vocab"
 VERSION = 1
+
+NEGATIONS = frozenset(("not", "n't", "no", "never", "nothing", "nobody", "none", "neither", "nor",
+                       "nowhere", "cannot", "without"))
+SCOPE_ENDS = frozenset((".", ",", ";", ":", "!", "?", "-", "but"))
+MARK = "\u00ac"                   # ¬, the logical not sign
 
 _WORD_RE = re.compile(r"""
       \w+(?=n't\b)                 # the stem before n't: "is" of "isn't"
@@ -63,10 +75,37 @@ def word_tokenize(text, lowercase=False):
     return _WORD_RE.findall(text)
 
 
-def tokenize(text, level="char", lowercase=False):
-    """Split text by `level`: "char" or "word"."""
+def mark_negation(tokens):
+    """Tokens with "¬" before each one in a negation's scope: after a word of NEGATIONS (any case),
+    up to the next token of SCOPE_ENDS (not marked, and it ends the scope). A negation word inside
+    a scope is marked too, and the scope goes on."""
+    out, inside = [], False
+    for t in tokens:
+        low = t.lower()
+        if low in SCOPE_ENDS:
+            inside = False
+            out.append(t)
+            continue
+        out.append(MARK + t if inside else t)
+        inside = inside or low in NEGATIONS
+    return out
+
+
+def tokenize(text, level="char", lowercase=False, negation_scope=False):
+    """Split text by `level`: "char" or "word" (then mark_negation when negation_scope)."""
     check_choice("level", level, LEVELS)
-    return char_tokenize(text, lowercase) if level == "char" else word_tokenize(text, lowercase)
+    _check_scope(level, negation_scope)
+    if level == "char":
+        return char_tokenize(text, lowercase)
+    toks = word_tokenize(text, lowercase)
+    return mark_negation(toks) if negation_scope else toks
+
+
+def _check_scope(level, negation_scope):
+    if not isinstance(negation_scope, (bool, np.bool_)):
+        raise InputError(f"negation_scope: expected True or False, got {negation_scope!r}")
+    if negation_scope and level != "word":
+        raise InputError(f"negation_scope: marks words, so it needs level='word', got level={level!r}")
 
 
 def _show(symbols, limit=5):
@@ -76,10 +115,10 @@ def _show(symbols, limit=5):
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _flatten(tokens, level, lowercase):
+def _flatten(tokens, level, lowercase, negation_scope):
     """Tokens from a str (split by level), a list of str, or a list of token lists."""
     if isinstance(tokens, str):
-        return tokenize(tokens, level, lowercase)
+        return tokenize(tokens, level, lowercase, negation_scope)
     if isinstance(tokens, (bytes, dict)) or not hasattr(tokens, "__iter__"):
         raise InputError(f"tokens: expected a str, str tokens or lists of them, got {type(tokens).__name__}")
     out = []
@@ -101,10 +140,11 @@ class Vocab:
     """Token <-> id map: specials first (<pad> = 0), then tokens by descending count."""
 
     def __init__(self, tokens, *, level="char", lowercase=False, min_freq=1, max_size=None,
-                 pad="<pad>", unk="<unk>", bos="<bos>", eos="<eos>"):
+                 pad="<pad>", unk="<unk>", bos="<bos>", eos="<eos>", negation_scope=False):
         check_choice("level", level, LEVELS)
+        _check_scope(level, negation_scope)
         check_int("min_freq", min_freq, low=1)
-        counts = Counter(_flatten(tokens, level, lowercase))
+        counts = Counter(_flatten(tokens, level, lowercase, negation_scope))
         specials = [s for s in (pad, unk, bos, eos) if s is not None]
         if max_size is not None:
             check_int("max_size", max_size, low=max(len(specials), 1))
@@ -113,10 +153,10 @@ class Vocab:
         itos = specials + kept
         if max_size is not None:
             itos = itos[:max_size]
-        self._setup(itos, level, lowercase, pad, unk, bos, eos)
+        self._setup(itos, level, lowercase, pad, unk, bos, eos, negation_scope)
         self.counts = dict(counts)
 
-    def _setup(self, itos, level, lowercase, pad, unk, bos, eos):
+    def _setup(self, itos, level, lowercase, pad, unk, bos, eos, negation_scope=False):
         """Set the tables and special ids from a final id -> token list."""
         for name, s in (("pad", pad), ("unk", unk), ("bos", bos), ("eos", eos)):
             if s is not None and not isinstance(s, str):
@@ -127,7 +167,7 @@ class Vocab:
             raise InputError("itos: expected distinct tokens, found duplicates")
         if not self.itos:
             raise InputError("tokens: the vocabulary is empty (no tokens and no specials)")
-        self.level, self.lowercase = level, bool(lowercase)
+        self.level, self.lowercase, self.negation_scope = level, bool(lowercase), bool(negation_scope)
         self.pad, self.unk, self.bos, self.eos = pad, unk, bos, eos
         self.pad_id = self.stoi[pad] if pad is not None else None
         self.unk_id = self.stoi[unk] if unk is not None else None
@@ -136,12 +176,12 @@ class Vocab:
         self.specials = [s for s in (pad, unk, bos, eos) if s is not None]
 
     @classmethod
-    def from_texts(cls, texts, *, level="char", lowercase=False, **kwargs):
-        """Build from a list of texts, each split by `level`."""
+    def from_texts(cls, texts, *, level="char", lowercase=False, negation_scope=False, **kwargs):
+        """Build from a list of texts, each split by `level` (and negations marked if asked)."""
         if isinstance(texts, str):
             texts = [texts]
-        return cls([tokenize(t, level, lowercase) for t in texts], level=level,
-                   lowercase=lowercase, **kwargs)
+        return cls([tokenize(t, level, lowercase, negation_scope) for t in texts], level=level,
+                   lowercase=lowercase, negation_scope=negation_scope, **kwargs)
 
     def __len__(self):
         return len(self.itos)
@@ -156,8 +196,8 @@ class Vocab:
         return f"Vocab(size={len(self)}, level={self.level!r}, specials={self.specials!r})"
 
     def tokenize(self, text):
-        """Split text the way this vocabulary was built (level, lowercase)."""
-        return tokenize(text, self.level, self.lowercase)
+        """Split text the way this vocabulary was built (level, lowercase, negation_scope)."""
+        return tokenize(text, self.level, self.lowercase, self.negation_scope)
 
     def encode(self, tokens, add_bos=False, add_eos=False):
         """Ids (T,) int64 of a str (split by level) or a list of tokens; unknowns -> <unk> or error."""
@@ -195,7 +235,7 @@ class Vocab:
     def to_json(self):
         """A plain JSON-able dict holding everything from_json needs."""
         return {"format": FORMAT, "version": VERSION, "level": self.level,
-                "lowercase": self.lowercase, "pad": self.pad, "unk": self.unk,
+                "lowercase": self.lowercase, "negation_scope": self.negation_scope, "pad": self.pad, "unk": self.unk,
                 "bos": self.bos, "eos": self.eos, "itos": list(self.itos)}
 
     @classmethod
@@ -220,6 +260,8 @@ class Vocab:
             if s is not None and s not in itos:
                 raise InputError(f"d[{k!r}]: special token {s!r} is not in d['itos']")
         v = cls.__new__(cls)
-        v._setup(itos, d["level"], bool(d.get("lowercase", False)), **specials)
+        scope = d.get("negation_scope", False)      # absent in files written before it existed
+        _check_scope(d["level"], scope)
+        v._setup(itos, d["level"], bool(d.get("lowercase", False)), negation_scope=scope, **specials)
         v.counts = {}
         return v
