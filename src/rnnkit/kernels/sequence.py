@@ -8,6 +8,8 @@ tests assert equality), arranged so that the matrix products do nearly all the w
            kernel(AX[t], A_h, ...)  writes h_t into out[t], the state, and the activated gates
                                     over AX[t]: that array is the cache, no copies
     for t = T-1 .. 0: kernel writes dA_t into dA[t]; then dh = dA_t W_h^T into a buffer
+                      (W_h^T copied contiguous once per backward: at H = 1024 one
+                       thread multiplied by it up to 20% faster than by the transposed view)
     dW_h = H_prev^T dA with H_prev = [h_0; out[:T-1]] (two GEMMs, no stacking),
     dW_x = X^T dA, db = Σ dA, dX = dA W_x^T
 
