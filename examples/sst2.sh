@@ -19,8 +19,7 @@ mkdir -p runs
 NEG=runs/sst2.test.negation
 python - "$DATA/stsa.binary.test" "$NEG" <<'PY'
 import sys
-words = {"not", "n't", "no", "never", "nothing", "nobody", "none", "neither", "nor", "nowhere",
-         "cannot", "without"}
+from rnnkit.data.vocab import NEGATIONS as words      # the words that open a --negation-scope
 lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 kept = [l for l in lines if words & set(l.split(" ", 1)[1].split())]
 open(sys.argv[2], "w", encoding="utf-8").write("\n".join(kept) + "\n")
