@@ -36,23 +36,19 @@ def windows(ids, a):
             yield x, y
 
 
-def _copy_state(state):
-    """A copy of a carried state (tuples of arrays), cut from the window that made it."""
-    return tuple(_copy_state(s) for s in state) if isinstance(state, tuple) else state.copy()
-
-
 # -- the two trainers: step(x, y) -> loss ----------------------------------------------------------
 class RnnkitTrainer:
     """One rnnkit step the way fit does it: zero_grad, objective (with the carried state), clip, Adam."""
 
     def __init__(self, V, a, hidden=None):
         from rnnkit import optim
+        from rnnkit.batches import detach_state
         from rnnkit.models.many_to_many import ManyToMany
         self.model = ManyToMany(vocab_size=V, embedding_dim=a.embed, cell="lstm",
                                 hidden_size=hidden or a.hidden, num_layers=a.layers)
         self.opt = optim.Adam(self.model, lr=LR)
         self.clip = lambda: optim.clip_grad_norm(self.model, CLIP)
-        self.carry = None
+        self.carry, self.detach = None, detach_state       # the carried state, copied as fit does
 
     def step(self, x, y):
         """Train on x (T, B) -> y (T, B); the mean loss."""
@@ -60,7 +56,7 @@ class RnnkitTrainer:
         loss_sum, count, _, state = self.model.objective({"x": x, "y": y}, self.carry)
         self.clip()
         self.opt.step()
-        self.carry = _copy_state(state)
+        self.carry = self.detach(state)
         return loss_sum / count
 
 

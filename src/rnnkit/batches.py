@@ -7,8 +7,9 @@
     as_batches(data)                     either of these from what fit accepts (a list of batch
                                          dicts, a StreamBatches, any object with the same methods)
     evaluate(model, data, tbptt)         eval mode, no backward: {"loss", "count", **metrics}
+    detach_state(state)                  a copy of a carried TBPTT state, cut from its window
 
-rnnkit.train imports all four from here (rnnkit.train.Batches and the others stay valid names).
+rnnkit.train imports all five from here (rnnkit.train.Batches and the others stay valid names).
 """
 import numpy as np
 
@@ -79,14 +80,14 @@ def as_batches(data, name="train_data"):
                      f"batch dicts, got {type(data).__name__}{hint}")
 
 
-def _detach(state):
+def detach_state(state):
     """A copy of a carried state (arrays in tuples/lists/dicts), cut from the window that made it."""
     if isinstance(state, np.ndarray):
         return state.copy()
     if isinstance(state, (tuple, list)):
-        return type(state)(_detach(s) for s in state)
+        return type(state)(detach_state(s) for s in state)
     if isinstance(state, dict):
-        return {k: _detach(v) for k, v in state.items()}
+        return {k: detach_state(v) for k, v in state.items()}
     return state
 
 

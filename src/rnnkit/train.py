@@ -50,7 +50,7 @@ import numpy as np
 
 from . import optim
 from ._checks import check_choice, check_int, check_real
-from .batches import Batches, StreamWindows, _detach, as_batches, evaluate
+from .batches import Batches, StreamWindows, as_batches, detach_state, evaluate
 from .checkpoint import (BEST, LAST, METRICS, MetricsLog, load_checkpoint, model_weights, module_rngs,
                          read_checkpoint, rng_state, save_checkpoint)
 from .errors import InputError, NonFiniteError
@@ -337,7 +337,7 @@ class Trainer:
         self.optimizer.step()
         if self.schedule is not None and not _per_evaluation(self.schedule):
             self.schedule.step()
-        self.carry = _detach(state) if self.tbptt else None
+        self.carry = detach_state(state) if self.tbptt else None
         self.interval["loss_sum"] += loss_sum
         self.interval["count"] += count
         self.interval["grad_norm"] = norm
