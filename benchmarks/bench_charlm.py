@@ -62,6 +62,7 @@ def _take_threads(argv):
 
 if __name__ == "__main__":          # before NumPy loads its BLAS: the thread count is fixed then
     _take_threads(sys.argv[1:])
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")     # what importing rnnkit first sets
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 import argparse                     # noqa: E402

@@ -164,13 +164,22 @@ def _inputs(unit, T, Bs, dtype, seed=0):
     return x, state, G, Gs
 
 
-@pytest.mark.parametrize("small", [True, False], ids=["numba-loop", "blas-loop"])
+def _loop(monkeypatch, loop):
+    """Choose the fused layer's time loop: inside numba, Python with BLAS, Python with packed W_h."""
+    monkeypatch.setattr(sequence, "SMALL_WORK", 1 << 60 if loop == "numba-loop" else 0)
+    monkeypatch.setattr(sequence, "PACK_MIN_STEPS", 0 if loop == "packed-loop" else 1 << 60)
+
+
+LOOPS = ["numba-loop", "blas-loop", "packed-loop"]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layer", range(len(LAYERS)))
-def test_fused_equals_reference_unroll(monkeypatch, layer, dtype, reverse, small):
+def test_fused_equals_reference_unroll(monkeypatch, layer, dtype, reverse, loop):
     mode, kw = LAYERS[layer]
-    monkeypatch.setattr(sequence, "SMALL_WORK", 1 << 60 if small else 0)
+    _loop(monkeypatch, loop)
     fast = _unit(mode, kw, dtype, "numba", reverse)
     ref = _unit(mode, kw, dtype, "numba", reverse)
     ref.fused = None                                 # the per-step reference loop, same kernels
@@ -182,12 +191,12 @@ def test_fused_equals_reference_unroll(monkeypatch, layer, dtype, reverse, small
     close(out, _run(ref, *args)[0], dtype, "infer out")
 
 
-@pytest.mark.parametrize("small", [True, False], ids=["numba-loop", "blas-loop"])
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("layer", range(len(LAYERS)))
-def test_fast_float32_within_1e4_of_float64_reference(monkeypatch, layer, small):
+def test_fast_float32_within_1e4_of_float64_reference(monkeypatch, layer, loop):
     """The whole fast path (approximate tanh/sigmoid, fused loops) over 60 steps stays within 1e-4."""
     mode, kw = LAYERS[layer]
-    monkeypatch.setattr(sequence, "SMALL_WORK", 1 << 60 if small else 0)
+    _loop(monkeypatch, loop)
     fast = _unit(mode, kw, np.float32, "numba", D=16, Hs=24)
     ref = _unit(mode, kw, np.float64, "numpy", D=16, Hs=24)
     args = _inputs(ref, 60, 5, np.float64)

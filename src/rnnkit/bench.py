@@ -53,10 +53,10 @@ class BenchOptions:
 
 def thread_count():
     """Threads from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS, else the core count."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        v = os.environ.get(var, "")
-        if v.strip().isdigit() and int(v) > 0:
-            return int(v)
+    from .kernels import env_threads
+    n = env_threads()
+    if n:
+        return n
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 

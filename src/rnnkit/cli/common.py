@@ -41,13 +41,14 @@ BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scip
 
 
 def blas_threads(n=1):
-    """Run OpenBLAS on n threads unless a *_NUM_THREADS variable says otherwise; True when set.
+    """Run OpenBLAS and numba on n threads unless a *_NUM_THREADS variable says otherwise; True when set.
 
     rnnkit's per-step products are small ((B, H) @ (H, 4H)): on a few shared cores, BLAS threads
     cost more in hand-offs than they bring (measured 6-9x slower training on 2 busy cores).
     """
     if any(os.environ.get(v) for v in BLAS_VARS):
         return False
+    _numba_threads(n)
     try:
         with open("/proc/self/maps") as f:          # the OpenBLAS numpy loaded (Linux)
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
@@ -63,6 +64,15 @@ def blas_threads(n=1):
                 getattr(lib, name)(ctypes.c_int(n))
                 return True
     return False
+
+
+def _numba_threads(n):
+    """The same n for numba's threads (rnnkit.kernels.packed's per-step products)."""
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def train_subparsers(sub):

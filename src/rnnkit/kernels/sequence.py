@@ -4,12 +4,12 @@ The same computation as the reference unroll (rnnkit.layers.recurrent with layer
 tests assert equality), arranged so that the matrix products do nearly all the work:
 
     AX = X W_x + b                  one GEMM; b = b_x + b_h (GRU: b_hn stays in the step)
-    for t: A_h = h_{t-1} W_h        into one preallocated (B, G*H) buffer
+    for t: A_h = h_{t-1} W_h        into one preallocated (B, G*H) buffer, by a product with
+                                    W_h packed once per sequence (kernels.packed)
            kernel(AX[t], A_h, ...)  writes h_t into out[t], the state, and the activated gates
                                     over AX[t]: that array is the cache, no copies
     for t = T-1 .. 0: kernel writes dA_t into dA[t]; then dh = dA_t W_h^T into a buffer
-                      (W_h^T copied contiguous once per backward: at H = 1024 one
-                       thread multiplied by it up to 20% faster than by the transposed view)
+                      (W_h^T packed once per backward)
     dW_h = H_prev^T dA with H_prev = [h_0; out[:T-1]] (two GEMMs, no stacking),
     dW_x = X^T dA, db = Σ dA, dX = dA W_x^T
 
@@ -20,9 +20,11 @@ inside numba (seqloops), where Python's per-step overhead would dominate. No seq
 import numpy as np
 
 from . import cellkernels as K
+from . import packed
 from . import seqloops as S
 
 SMALL_WORK = 1 << 19        # h W_h multiply-adds per step below which the loop runs in numba
+PACK_MIN_STEPS = 8          # packing W costs 1-3 products: below this many steps, BLAS multiplies
 
 
 def fused_runner(mode, nonlinearity="tanh", reset_after=True, peepholes=False, proj=False):
@@ -38,6 +40,22 @@ def fused_runner(mode, nonlinearity="tanh", reset_after=True, peepholes=False, p
 
 def _small(B, H_out, GH):
     return B * H_out * GH < SMALL_WORK
+
+
+def step_product(W, steps):
+    """mul(h, out): out = h W, for `steps` products by the same W.
+
+    W packed once and multiplied by kernels.packed on packed.threads() threads, or NumPy's BLAS
+    when too few steps pay for the packing (W copied contiguous: at
+    H = 1024 one thread multiplied by a contiguous W_h^T up to 20% faster than by the view).
+    """
+    if steps >= PACK_MIN_STEPS:
+        Wp, n = packed.pack(W), packed.threads()
+        if n > 1:
+            return lambda h, out: packed.matmul_threads(h, Wp, out, n)
+        return lambda h, out: packed.matmul(h, Wp, out)
+    W = np.ascontiguousarray(W)
+    return lambda h, out: np.matmul(h, W, out=out)
 
 
 def _contiguous(*arrays):
@@ -81,9 +99,9 @@ class RNNFused:
         if _small(B, H, H):
             S.rnn_forward(AX, P["W_h"], h0, self.kind, out)
         else:
-            ah, h = np.empty_like(h0), h0                          # (B, H)
+            ah, h, mul = np.empty_like(h0), h0, step_product(P["W_h"], T)   # (B, H)
             for t in range(T):
-                np.matmul(h, P["W_h"], out=ah)
+                mul(h, ah)
                 K.rnn_fwd(AX[t], ah, self.kind, out[t])
                 h = out[t]
         return out, (out[-1].copy(),), (x, h0, out) if need_cache else None
@@ -94,13 +112,13 @@ class RNNFused:
         dout, g = _contiguous(dout, dstate[0].copy())
         dA = np.empty_like(out)                                    # (T, B, H)
         T, B, H = out.shape
-        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (H, H)
         if _small(B, H, H):
-            S.rnn_backward(dout, g, out, W_hT, self.kind, dA)
+            S.rnn_backward(dout, g, out, np.ascontiguousarray(P["W_h"].T), self.kind, dA)
         else:
+            mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
             for t in reversed(range(T)):
                 K.rnn_bwd(dout[t], g, out[t], self.kind, dA[t])
-                np.matmul(dA[t], W_hT, out=g)
+                mul(dA[t], g)
         return weight_grads(P, G, x, h0, out, dA, dA), (g,)
 
 
@@ -120,9 +138,9 @@ class LSTMFused:
         if _small(B, H, 4 * H):
             S.lstm_forward(AX, P["W_h"], h0, c0, peep, out, C)
         else:
-            ah, h, c = np.empty_like(AX[0]), h0, c0                # (B, 4H)
+            ah, h, c, mul = np.empty_like(AX[0]), h0, c0, step_product(P["W_h"], T)   # (B, 4H)
             for t in range(T):
-                np.matmul(h, P["W_h"], out=ah)
+                mul(h, ah)
                 K.lstm_fwd(AX[t], ah, c, peep, out[t], C[t])
                 h, c = out[t], C[t]
         cache = (x, h0, c0, AX, C, out) if need_cache else None
@@ -136,13 +154,13 @@ class LSTMFused:
         dpeep = np.zeros_like(peep) if self.peepholes else None   # (3, H)
         dA = np.empty_like(ACT)                                    # (T, B, 4H)
         T, B, H = out.shape
-        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (4H, H)
         if _small(B, H, 4 * H):
-            S.lstm_backward(dout, g, dc, ACT, C, c0, W_hT, peep, dA, dpeep)
+            S.lstm_backward(dout, g, dc, ACT, C, c0, np.ascontiguousarray(P["W_h"].T), peep, dA, dpeep)
         else:
+            mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
             for t in reversed(range(T)):
                 K.lstm_bwd(dout[t], g, dc, ACT[t], C[t - 1] if t else c0, C[t], peep, dA[t], dpeep)
-                np.matmul(dA[t], W_hT, out=g)
+                mul(dA[t], g)
         if self.peepholes:
             G["p"] += dpeep
         return weight_grads(P, G, x, h0, out, dA, dA), (g, dc)
@@ -163,9 +181,9 @@ class GRUFused:
         if _small(B, H, 3 * H):
             S.gru_forward(AX, P["W_h"], b_hn, h0, out, AHn)
         else:
-            ah, h = np.empty_like(AX[0]), h0                       # (B, 3H)
+            ah, h, mul = np.empty_like(AX[0]), h0, step_product(P["W_h"], T)   # (B, 3H)
             for t in range(T):
-                np.matmul(h, P["W_h"], out=ah)
+                mul(h, ah)
                 K.gru_fwd(AX[t], ah, b_hn, h, out[t], AHn[t])
                 h = out[t]
         return out, (out[-1].copy(),), (x, h0, AX, AHn, out) if need_cache else None
@@ -177,12 +195,13 @@ class GRUFused:
         dz, dz_next = np.zeros_like(g), np.empty_like(g)           # (B, H) the z part of dh_prev
         dAX, dAH = np.empty_like(RZN), np.empty_like(RZN)          # (T, B, 3H)
         T, B, H = out.shape
-        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (3H, H)
         if _small(B, H, 3 * H):
-            dz = S.gru_backward(dout, g, dz, dz_next, RZN, AHn, h0, out, W_hT, dAX, dAH)
+            dz = S.gru_backward(dout, g, dz, dz_next, RZN, AHn, h0, out, np.ascontiguousarray(P["W_h"].T),
+                                dAX, dAH)
         else:
+            mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
             for t in reversed(range(T)):
                 K.gru_bwd(dout[t], g, dz, RZN[t], AHn[t], out[t - 1] if t else h0, dAX[t], dAH[t], dz_next)
-                np.matmul(dAH[t], W_hT, out=g)
+                mul(dAH[t], g)
                 dz, dz_next = dz_next, dz
         return weight_grads(P, G, x, h0, out, dAX, dAH), (g + dz,)
