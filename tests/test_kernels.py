@@ -9,7 +9,7 @@ import pytest
 
 from rnnkit import cells
 from rnnkit import kernels as K
-from rnnkit.kernels import fastmath, seqloops, sequence
+from rnnkit.kernels import fastmath, packed, seqloops, sequence, threaded
 
 pytestmark = pytest.mark.skipif(not K.available(), reason="numba is not installed")
 
@@ -165,12 +165,14 @@ def _inputs(unit, T, Bs, dtype, seed=0):
 
 
 def _loop(monkeypatch, loop):
-    """Choose the fused layer's time loop: inside numba, Python with BLAS, Python with packed W_h."""
+    """Choose the fused layer's time loop: inside numba, or in Python with BLAS, with packed W_h on
+    one thread, or with packed W_h and the step kernels split over two threads."""
     monkeypatch.setattr(sequence, "SMALL_WORK", 1 << 60 if loop == "numba-loop" else 0)
-    monkeypatch.setattr(sequence, "PACK_MIN_STEPS", 0 if loop == "packed-loop" else 1 << 60)
+    monkeypatch.setattr(sequence, "PACK_MIN_STEPS", 1 << 60 if loop == "blas-loop" else 0)
+    monkeypatch.setattr(packed, "threads", lambda: 2 if loop == "threaded-loop" else 1)
 
 
-LOOPS = ["numba-loop", "blas-loop", "packed-loop"]
+LOOPS = ["numba-loop", "blas-loop", "packed-loop", "threaded-loop"]
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -265,7 +267,8 @@ def test_numba_cache_stamps_follow_the_kernel_sources():
             return hashlib.sha256(f.read().replace(b"\r\n", b"\n")).hexdigest()[:16]
 
     for holder, name, source in ((cellkernels, "FASTMATH_SHA", fastmath),
-                                 (seqloops, "CELLKERNELS_SHA", cellkernels)):
+                                 (seqloops, "CELLKERNELS_SHA", cellkernels),
+                                 (threaded, "CELLKERNELS_SHA", cellkernels)):
         assert getattr(holder, name) == sha(source), (
             f"{source.__name__} changed: set {holder.__name__}.{name} = {sha(source)!r} "
             f"so that numba recompiles the kernels cached from the old text")

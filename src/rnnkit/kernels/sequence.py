@@ -22,6 +22,7 @@ import numpy as np
 from . import cellkernels as K
 from . import packed
 from . import seqloops as S
+from . import threaded
 
 SMALL_WORK = 1 << 19        # h W_h multiply-adds per step below which the loop runs in numba
 PACK_MIN_STEPS = 8          # packing W costs 1-3 products: below this many steps, BLAS multiplies
@@ -51,11 +52,16 @@ def step_product(W, steps):
     """
     if steps >= PACK_MIN_STEPS:
         Wp, n = packed.pack(W), packed.threads()
-        if n > 1:
+        if n > 1:                                      # and the step kernels split rows too
             return lambda h, out: packed.matmul_threads(h, Wp, out, n)
         return lambda h, out: packed.matmul(h, Wp, out)
     W = np.ascontiguousarray(W)
     return lambda h, out: np.matmul(h, W, out=out)
+
+
+def _split(serial, rowsplit, n):
+    """The step kernel `serial`, or with n > 1 threads its form in kernels.threaded (rows split)."""
+    return serial if n <= 1 else (lambda *args: rowsplit(n, *args))
 
 
 def _contiguous(*arrays):
@@ -100,9 +106,10 @@ class RNNFused:
             S.rnn_forward(AX, P["W_h"], h0, self.kind, out)
         else:
             ah, h, mul = np.empty_like(h0), h0, step_product(P["W_h"], T)   # (B, H)
+            step = _split(K.rnn_fwd, threaded.rnn_fwd, min(packed.threads(), B))
             for t in range(T):
                 mul(h, ah)
-                K.rnn_fwd(AX[t], ah, self.kind, out[t])
+                step(AX[t], ah, self.kind, out[t])
                 h = out[t]
         return out, (out[-1].copy(),), (x, h0, out) if need_cache else None
 
@@ -116,8 +123,9 @@ class RNNFused:
             S.rnn_backward(dout, g, out, np.ascontiguousarray(P["W_h"].T), self.kind, dA)
         else:
             mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
+            step = _split(K.rnn_bwd, threaded.rnn_bwd, min(packed.threads(), B))
             for t in reversed(range(T)):
-                K.rnn_bwd(dout[t], g, out[t], self.kind, dA[t])
+                step(dout[t], g, out[t], self.kind, dA[t])
                 mul(dA[t], g)
         return weight_grads(P, G, x, h0, out, dA, dA), (g,)
 
@@ -139,9 +147,10 @@ class LSTMFused:
             S.lstm_forward(AX, P["W_h"], h0, c0, peep, out, C)
         else:
             ah, h, c, mul = np.empty_like(AX[0]), h0, c0, step_product(P["W_h"], T)   # (B, 4H)
+            step = _split(K.lstm_fwd, threaded.lstm_fwd, min(packed.threads(), B))
             for t in range(T):
                 mul(h, ah)
-                K.lstm_fwd(AX[t], ah, c, peep, out[t], C[t])
+                step(AX[t], ah, c, peep, out[t], C[t])
                 h, c = out[t], C[t]
         cache = (x, h0, c0, AX, C, out) if need_cache else None
         return out, (out[-1].copy(), C[-1].copy()), cache
@@ -158,8 +167,11 @@ class LSTMFused:
             S.lstm_backward(dout, g, dc, ACT, C, c0, np.ascontiguousarray(P["W_h"].T), peep, dA, dpeep)
         else:
             mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
+            n = 1 if self.peepholes else min(packed.threads(), B)   # one dpeep sum: one thread
+            step = _split(K.lstm_bwd, lambda n, dm, dm2, dc, act, cp, c, peep, da, dpeep:
+                          threaded.lstm_bwd(n, dm, dm2, dc, act, cp, c, da), n)
             for t in reversed(range(T)):
-                K.lstm_bwd(dout[t], g, dc, ACT[t], C[t - 1] if t else c0, C[t], peep, dA[t], dpeep)
+                step(dout[t], g, dc, ACT[t], C[t - 1] if t else c0, C[t], peep, dA[t], dpeep)
                 mul(dA[t], g)
         if self.peepholes:
             G["p"] += dpeep
@@ -182,9 +194,10 @@ class GRUFused:
             S.gru_forward(AX, P["W_h"], b_hn, h0, out, AHn)
         else:
             ah, h, mul = np.empty_like(AX[0]), h0, step_product(P["W_h"], T)   # (B, 3H)
+            step = _split(K.gru_fwd, threaded.gru_fwd, min(packed.threads(), B))
             for t in range(T):
                 mul(h, ah)
-                K.gru_fwd(AX[t], ah, b_hn, h, out[t], AHn[t])
+                step(AX[t], ah, b_hn, h, out[t], AHn[t])
                 h = out[t]
         return out, (out[-1].copy(),), (x, h0, AX, AHn, out) if need_cache else None
 
@@ -200,8 +213,9 @@ class GRUFused:
                                 dAX, dAH)
         else:
             mul = step_product(P["W_h"].T, T)                      # dh = dA_t W_h^T
+            step = _split(K.gru_bwd, threaded.gru_bwd, min(packed.threads(), B))
             for t in reversed(range(T)):
-                K.gru_bwd(dout[t], g, dz, RZN[t], AHn[t], out[t - 1] if t else h0, dAX[t], dAH[t], dz_next)
+                step(dout[t], g, dz, RZN[t], AHn[t], out[t - 1] if t else h0, dAX[t], dAH[t], dz_next)
                 mul(dAH[t], g)
                 dz, dz_next = dz_next, dz
         return weight_grads(P, G, x, h0, out, dAX, dAH), (g + dz,)
