@@ -11,9 +11,11 @@ a PyTorch user writes instead, holding the rnnkit layer's weights (tested equal 
 
     tokens/s    = T*B / time
     ratio       = PyTorch time / rnnkit time          (> 1: rnnkit is faster)
-    GEMM limit  = time of the layer's matrix products alone, measured in the same run with
-                  NumPy's BLAS: forward X W_x once and h W_h per step; backward dA W_h^T per step,
-                  then H_prev^T dA, X^T dA and dA W_x^T      (% of limit = limit / rnnkit time);
+    GEMM limit  = time of the layer's matrix products alone, measured in the same run:
+                  forward X W_x once and h W_h per step; backward dA W_h^T per step, then
+                  H_prev^T dA, X^T dA and dA W_x^T (% of limit = limit / rnnkit time). NumPy's
+                  BLAS does the big ones; the per-step ones are timed both with NumPy's BLAS and
+                  with rnnkit.kernels.packed (W packed outside the timing), and the faster counts;
                   minGRU has no h W_h: forward X W_x, backward X^T dK and dK W_x^T only
     generation  = one char-LSTM step at B=1: embedding, cell, linear, softmax, sample (µs/step),
                   through the model's generation plan (model.generation_step()) and through
@@ -30,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from .kernels import available as kernels_available
 
 CONFIGS = ((100, 32, 256), (100, 64, 512), (50, 1, 128), (200, 16, 1024))   # (T, B, H), D = H
 QUICK = ((100, 32, 256), (50, 1, 128))
@@ -106,10 +110,12 @@ def alternate(fns, warmup, repeat):
 
 
 # -- the GEMM lower limit ---------------------------------------------------------------------------
-def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
+def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32, packed_steps=False):
     """(forward, backward) closures doing exactly the matrix products of one layer, D = H.
 
-    recurrent=False (minGRU): no per-step h W_h, dA W_h^T, nor H_prev^T dA.
+    recurrent=False (minGRU): no per-step h W_h, dA W_h^T, nor H_prev^T dA. packed_steps: the
+    per-step products by rnnkit.kernels.packed on its threads (W packed outside the timing)
+    instead of NumPy's BLAS.
     """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((T * B, H)).astype(dtype)              # (T*B, D)
@@ -120,17 +126,24 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
     W_hT = np.ascontiguousarray(W_h.T)                             # (G*H, H) as the fused backward
     AX, a, dh = np.empty_like(dA), np.empty((B, G * H), dtype), np.empty((B, H), dtype)
     dW, dX = np.empty_like(W_x), np.empty_like(X)
+    mul_h = lambda x, out: np.matmul(x, W_h, out=out)                          # noqa: E731
+    mul_hT = lambda x, out: np.matmul(x, W_hT, out=out)                        # noqa: E731
+    if packed_steps and recurrent:
+        from .kernels import packed
+        Wp, WpT, n = packed.pack(W_h), packed.pack(W_h.T), packed.threads()
+        mul_h = lambda x, out: packed.matmul_threads(x, Wp, out, n)             # noqa: E731
+        mul_hT = lambda x, out: packed.matmul_threads(x, WpT, out, n)           # noqa: E731
 
     steps = range(T) if recurrent else ()
 
     def forward():
         np.matmul(X, W_x, out=AX)
         for t in steps:
-            np.matmul(Hp[t * B:(t + 1) * B], W_h, out=a)
+            mul_h(Hp[t * B:(t + 1) * B], a)
 
     def backward():
         for t in steps:
-            np.matmul(dA[t * B:(t + 1) * B], W_hT, out=dh)
+            mul_hT(dA[t * B:(t + 1) * B], dh)
         if recurrent:
             np.matmul(Hp.T, dA, out=dW)
         np.matmul(X.T, dA, out=dW)
@@ -140,10 +153,13 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32):
 
 
 def gemm_limit_ms(T, B, H, G, warmup, repeat, recurrent=True):
-    """Median ms of the forward GEMMs and of the backward GEMMs of one layer."""
-    fwd, bwd = gemm_limit_fns(T, B, H, G, recurrent)
-    tf, tb = alternate([fwd, bwd], warmup, repeat)
-    return _median_ms(tf), _median_ms(tb)
+    """Median ms of the forward GEMMs and of the backward GEMMs of one layer: per phase, the faster
+    of the per-step products by NumPy's BLAS and by rnnkit.kernels.packed (when numba imports)."""
+    fns = list(gemm_limit_fns(T, B, H, G, recurrent))
+    if recurrent and kernels_available():
+        fns += gemm_limit_fns(T, B, H, G, recurrent, packed_steps=True)
+    times = [_median_ms(t) for t in alternate(fns, warmup, repeat)]
+    return min(times[0::2]), min(times[1::2])
 
 
 # -- one case: rnnkit and PyTorch on one config, cell and mode ---------------------------------------
