@@ -101,12 +101,16 @@ def test_gru_kernel_path_equals_numpy_path(case, dtype):
     check_paths(rnnkit.GRU, CASES[case], dtype)
 
 
+@pytest.mark.parametrize("product", ["blas", "packed", "packed-2-threads"])
 @pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_blas_step_loop_equals_numpy_path(cls, dtype, monkeypatch):
-    """Steps above sequence.SMALL_WORK take the Python loop with BLAS products, not the numba loop."""
-    from rnnkit.kernels import sequence
+def test_blas_step_loop_equals_numpy_path(cls, dtype, product, monkeypatch):
+    """Steps above sequence.SMALL_WORK take the Python loop with BLAS or packed products, not the
+    numba loop."""
+    from rnnkit.kernels import packed, sequence
     monkeypatch.setattr(sequence, "SMALL_WORK", 0)
+    monkeypatch.setattr(sequence, "PACK_MIN_STEPS", 1 << 60 if product == "blas" else 0)
+    monkeypatch.setattr(packed, "threads", lambda: 2 if product == "packed-2-threads" else 1)
     check_paths(cls, CASES["stacked_bidirectional"], dtype)
     if cls is rnnkit.LSTM:
         check_paths(cls, LSTM_CASES["peepholes"], dtype)

@@ -5,7 +5,7 @@ tests assert equality), arranged as rnnkit.kernels.sequence arranges the plain c
 
     XW = X W_x                       one GEMM; ln_fwd: XW <- N_x = LN(XW), AX = N_x g_x + b
                                      (b = b_x + b_h for the LSTM, b_x for the GRU)
-    for t: NH[t] = h_{t-1} W_h       one BLAS call into the cache array
+    for t: NH[t] = h_{t-1} W_h       into the cache array (sequence.step_product: W_h packed once)
            kernel(NH[t], AX[t], ..)  NH[t] <- its LN, AX[t] <- the activated gates, h_t into out[t]
     for t = T-1 .. 0: kernel writes dA[t] (d a) and dAH[t] (d h W_h); then dh = dAH[t] W_h^T
     ln_bwd turns dA into d(X W_x) in place; dW_x = X^T dXW, dX = dXW W_x^T, dW_h = H_prev^T dAH
@@ -20,7 +20,7 @@ from numba import njit
 from . import lnkernels as K
 from .fastmath import JIT_OPTIONS
 from .seqloops import matmul
-from .sequence import _contiguous, _small
+from .sequence import _contiguous, _small, step_product
 
 # numba's cache keys on this file's text alone: these lines change with lnkernels.py (which carries
 # fastmath.py's hash) and seqloops.py, so an edit there recompiles these loops (tests check them).
@@ -88,10 +88,10 @@ class LNLSTMFused:
         if _small(B, H, 4 * H):
             ln_lstm_forward(AX, P["W_h"], h0, c0, g_h, peep, g_c, b_c, NH, out, C, NC, R, k)
         else:
-            h, c = h0, c0
+            h, c, mul = h0, c0, step_product(P["W_h"], T)
             for t in range(T):
                 s = t * k
-                np.matmul(h, P["W_h"], out=NH[s])
+                mul(h, NH[s])
                 K.ln_lstm_fwd(NH[s], AX[t], g_h, c, peep, g_c, b_c, out[t], C[t], NC[s], R[s, 0], R[s, 1])
                 h, c = out[t], C[t]
         cache = (x, h0, c0, AX, C, out, NH, NC, R, xcache) if need_cache else None
@@ -107,15 +107,15 @@ class LNLSTMFused:
         dg_h, dg_c, db_c = np.zeros(4 * H, x.dtype), np.zeros(H, x.dtype), np.zeros(H, x.dtype)
         dA, dAH = np.empty_like(ACT), np.empty_like(ACT)           # (T, B, 4H)
         g_h, g_c, b_c = P["ln_h_g"], P["ln_c_g"], P["ln_c_b"]
-        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (4H, H)
         if _small(C.shape[1], H, 4 * H):
-            ln_lstm_backward(dout, g, dc, ACT, NH, c0, C, NC, R, W_hT, g_h, peep,
-                             g_c, b_c, dA, dAH, dg_h, dpeep, dg_c, db_c)
+            ln_lstm_backward(dout, g, dc, ACT, NH, c0, C, NC, R, np.ascontiguousarray(P["W_h"].T), g_h,
+                             peep, g_c, b_c, dA, dAH, dg_h, dpeep, dg_c, db_c)
         else:
+            mul = step_product(P["W_h"].T, C.shape[0])             # dh = dAH_t W_h^T
             for t in reversed(range(C.shape[0])):
                 K.ln_lstm_bwd(dout[t], g, dc, ACT[t], NH[t], C[t - 1] if t else c0, C[t], NC[t], R[t, 0],
                               R[t, 1], g_h, peep, g_c, b_c, dA[t], dAH[t], dg_h, dpeep, dg_c, db_c)
-                np.matmul(dAH[t], W_hT, out=g)
+                mul(dAH[t], g)
         G["ln_h_g"] += dg_h
         G["ln_c_g"] += dg_c
         G["ln_c_b"] += db_c
@@ -139,9 +139,9 @@ class LNGRUFused:
         if _small(B, H, 3 * H):
             ln_gru_forward(AX, P["W_h"], h0, P["ln_h_g"], P["b_h"], NH, out, R, k)
         else:
-            h = h0
+            h, mul = h0, step_product(P["W_h"], T)
             for t in range(T):
-                np.matmul(h, P["W_h"], out=NH[t * k])
+                mul(h, NH[t * k])
                 K.ln_gru_fwd(NH[t * k], AX[t], P["ln_h_g"], P["b_h"], h, out[t], R[t * k])
                 h = out[t]
         cache = (x, h0, AX, NH, R, out, xcache) if need_cache else None
@@ -155,15 +155,15 @@ class LNGRUFused:
         dAX, dAH = np.empty_like(RZN), np.empty_like(RZN)          # (T, B, 3H)
         dg_h, db_h = np.zeros_like(P["b_h"]), np.zeros_like(P["b_h"])   # (3H,)
         T, B, H = out.shape
-        W_hT = np.ascontiguousarray(P["W_h"].T)                    # (3H, H)
         if _small(B, H, 3 * H):
             dz = ln_gru_backward(dout, g, dz, dz_next, RZN, NH, R, P["ln_h_g"], P["b_h"], h0, out,
-                                 W_hT, dAX, dAH, dg_h, db_h)
+                                 np.ascontiguousarray(P["W_h"].T), dAX, dAH, dg_h, db_h)
         else:
+            mul = step_product(P["W_h"].T, T)                      # dh = dAH_t W_h^T
             for t in reversed(range(T)):
                 K.ln_gru_bwd(dout[t], g, dz, RZN[t], NH[t], R[t], P["ln_h_g"], P["b_h"],
                              out[t - 1] if t else h0, dAX[t], dAH[t], dz_next, dg_h, db_h)
-                np.matmul(dAH[t], W_hT, out=g)
+                mul(dAH[t], g)
                 dz, dz_next = dz_next, dz
         G["ln_h_g"] += dg_h
         G["b_h"] += db_h
