@@ -166,9 +166,11 @@ def _inputs(unit, T, Bs, dtype, seed=0):
 
 def _loop(monkeypatch, loop):
     """Choose the fused layer's time loop: inside numba, or in Python with BLAS, with packed W_h on
-    one thread, or with packed W_h and the step kernels split over two threads."""
+    one thread, or with packed W_h and the step kernels split over two threads (the last two also
+    take X W_x and dA W_x^T through packed.matmul_rows)."""
     monkeypatch.setattr(sequence, "SMALL_WORK", 1 << 60 if loop == "numba-loop" else 0)
     monkeypatch.setattr(sequence, "PACK_MIN_STEPS", 1 << 60 if loop == "blas-loop" else 0)
+    monkeypatch.setattr(sequence, "PACK_MIN_ROWS", 1 << 60 if loop == "blas-loop" else 0)
     monkeypatch.setattr(packed, "threads", lambda: 2 if loop == "threaded-loop" else 1)
 
 

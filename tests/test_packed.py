@@ -66,3 +66,30 @@ def test_non_contiguous_or_mixed_arrays_are_refused_at_compile_time():
         packed.matmul(np.ones((4, 16), np.float32)[:, ::2], Wp, np.empty((4, 16), np.float32))
     with pytest.raises(TypingError):
         packed.matmul(np.ones((4, 8), np.float64), Wp, np.empty((4, 16), np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(0, 4, 16), (5, 3, 7), (64, 9, 16), (65, 9, 16), (300, 33, 100)])
+def test_matmul_rows_equals_numpy(shape, threads):
+    """Row blocks of 64 shared among threads: blocks that do not divide the rows, more threads than blocks."""
+    M, K_, N = shape
+    rng = np.random.default_rng(M + K_)
+    x = rng.standard_normal((M, K_)).astype(np.float32)
+    W = rng.standard_normal((K_, N)).astype(np.float32)
+    out = np.full((M, N), np.nan, np.float32)
+    packed.matmul_rows(x, packed.pack(W), out, threads)
+    np.testing.assert_allclose(out, x @ W, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sequence_product_takes_either_route_with_the_same_result(monkeypatch, threads):
+    from rnnkit.kernels import sequence
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(packed, "threads", lambda: threads)
+    for K_, N in ((64, 40), (40, 300), (300, 300)):
+        x = rng.standard_normal((600, K_)).astype(np.float32)
+        W = rng.standard_normal((K_, N)).astype(np.float32)
+        np.testing.assert_allclose(sequence.product(x, W), x @ W, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(sequence.product(x[:10], W), x[:10] @ W, rtol=1e-5, atol=1e-4)
+        Wt = np.ascontiguousarray(W.T)
+        np.testing.assert_allclose(sequence.product(x, Wt.T), x @ W, rtol=1e-5, atol=1e-4)

@@ -13,9 +13,10 @@ a PyTorch user writes instead, holding the rnnkit layer's weights (tested equal 
     ratio       = PyTorch time / rnnkit time          (> 1: rnnkit is faster)
     GEMM limit  = time of the layer's matrix products alone, measured in the same run:
                   forward X W_x once and h W_h per step; backward dA W_h^T per step, then
-                  H_prev^T dA, X^T dA and dA W_x^T (% of limit = limit / rnnkit time). NumPy's
-                  BLAS does the big ones; the per-step ones are timed both with NumPy's BLAS and
-                  with rnnkit.kernels.packed (W packed outside the timing), and the faster counts;
+                  H_prev^T dA, X^T dA and dA W_x^T (% of limit = limit / rnnkit time), timed
+                  twice: all with NumPy's BLAS, and with the products rnnkit hands to
+                  rnnkit.kernels.packed done there (per-step W packed outside the timing); per
+                  phase the faster counts;
                   minGRU has no h W_h: forward X W_x, backward X^T dK and dK W_x^T only
     generation  = one char-LSTM step at B=1: embedding, cell, linear, softmax, sample (µs/step),
                   through the model's generation plan (model.generation_step()) and through
@@ -114,8 +115,8 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32, packed_steps=Fa
     """(forward, backward) closures doing exactly the matrix products of one layer, D = H.
 
     recurrent=False (minGRU): no per-step h W_h, dA W_h^T, nor H_prev^T dA. packed_steps: the
-    per-step products by rnnkit.kernels.packed on its threads (W packed outside the timing)
-    instead of NumPy's BLAS.
+    products the fused layers hand to rnnkit.kernels.packed go there (per-step ones with W packed
+    outside the timing; X W_x and dA W_x^T by sequence.product, which packs or calls NumPy).
     """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((T * B, H)).astype(dtype)              # (T*B, D)
@@ -128,16 +129,18 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32, packed_steps=Fa
     dW, dX = np.empty_like(W_x), np.empty_like(X)
     mul_h = lambda x, out: np.matmul(x, W_h, out=out)                          # noqa: E731
     mul_hT = lambda x, out: np.matmul(x, W_hT, out=out)                        # noqa: E731
-    if packed_steps and recurrent:
-        from .kernels import packed
+    mul_x = lambda x, W, out: np.matmul(x, W, out=out)                         # noqa: E731
+    if packed_steps:
+        from .kernels import packed, sequence
         Wp, WpT, n = packed.pack(W_h), packed.pack(W_h.T), packed.threads()
         mul_h = lambda x, out: packed.matmul_threads(x, Wp, out, n)             # noqa: E731
         mul_hT = lambda x, out: packed.matmul_threads(x, WpT, out, n)           # noqa: E731
+        mul_x = lambda x, W, out: sequence.product(x, W)                        # noqa: E731
 
     steps = range(T) if recurrent else ()
 
     def forward():
-        np.matmul(X, W_x, out=AX)
+        mul_x(X, W_x, AX)
         for t in steps:
             mul_h(Hp[t * B:(t + 1) * B], a)
 
@@ -147,16 +150,16 @@ def gemm_limit_fns(T, B, H, G, recurrent=True, dtype=np.float32, packed_steps=Fa
         if recurrent:
             np.matmul(Hp.T, dA, out=dW)
         np.matmul(X.T, dA, out=dW)
-        np.matmul(dA, W_x.T, out=dX)
+        mul_x(dA, W_x.T, dX)
 
     return forward, backward
 
 
 def gemm_limit_ms(T, B, H, G, warmup, repeat, recurrent=True):
     """Median ms of the forward GEMMs and of the backward GEMMs of one layer: per phase, the faster
-    of the per-step products by NumPy's BLAS and by rnnkit.kernels.packed (when numba imports)."""
+    of NumPy's BLAS alone and the products rnnkit.kernels.packed takes (when numba imports)."""
     fns = list(gemm_limit_fns(T, B, H, G, recurrent))
-    if recurrent and kernels_available():
+    if kernels_available():
         fns += gemm_limit_fns(T, B, H, G, recurrent, packed_steps=True)
     times = [_median_ms(t) for t in alternate(fns, warmup, repeat)]
     return min(times[0::2]), min(times[1::2])

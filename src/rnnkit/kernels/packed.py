@@ -295,6 +295,21 @@ def matmul_threads(x, Wp, out, n):
     _last_panel(x, Wp, out)
 
 
+@njit(parallel=True, **JIT_OPTIONS)
+def matmul_rows(x, Wp, out, n, rows=64):
+    """matmul for many rows (x (M, K) with M >> 64): blocks of `rows` rows, n threads taking
+    contiguous shares of the blocks; each block sweeps all panels while its rows stay in L2."""
+    _check(x, Wp, out)
+    M = x.shape[0]
+    blocks = (M + rows - 1) // rows
+    full = out.shape[1] // Wp.shape[2]
+    for t in prange(n):
+        for blk in range(t * blocks // n, (t + 1) * blocks // n):
+            r0, r1 = blk * rows, min(M, (blk + 1) * rows)
+            _panels(x[r0:r1], Wp, out[r0:r1], 0, full)
+            _last_panel(x[r0:r1], Wp, out[r0:r1])
+
+
 @njit(**JIT_OPTIONS)
 def _pack_rows(W, Wp):
     """Wp[p, k, j] = W[k, p P + j], zero past W's last column; W row-major.

@@ -26,6 +26,7 @@ from . import threaded
 
 SMALL_WORK = 1 << 19        # h W_h multiply-adds per step below which the loop runs in numba
 PACK_MIN_STEPS = 8          # packing W costs 1-3 products: below this many steps, BLAS multiplies
+PACK_MIN_ROWS = 512         # the input projection and dX of fewer rows (T B) go to BLAS
 
 
 def fused_runner(mode, nonlinearity="tanh", reset_after=True, peepholes=False, proj=False):
@@ -68,10 +69,23 @@ def _contiguous(*arrays):
     return [np.ascontiguousarray(a) for a in arrays]
 
 
+def product(x, W):
+    """x W for a whole sequence's rows x (M, K): NumPy's BLAS, or kernels.packed's matmul_rows where
+    it was faster (M = 3200-6400 rows, one AMD EPYC core or two): N <= 256 (1.05-1.3x on one
+    thread, 1.6-2.3x on two) and, on two threads, K <= 256 (1.5-1.6x). OpenBLAS kept the lead
+    elsewhere (on two threads at K = 512 by 5-15%, on one at K, N >= 256 by up to 15%)."""
+    M, (K, N), n = x.shape[0], W.shape, packed.threads()
+    if M < PACK_MIN_ROWS or not (N <= 256 or (n > 1 and K <= 256)):
+        return x @ W
+    out = np.empty((M, N), x.dtype)
+    packed.matmul_rows(np.ascontiguousarray(x), packed.pack(W), out, n)
+    return out
+
+
 def input_projection(P, x, b):
     """AX = x W_x + b: (T, B, D) -> (T, B, G*H), one GEMM."""
     T, B, D = x.shape
-    AX = x.reshape(T * B, D) @ P["W_x"]                            # (T*B, G*H)
+    AX = product(x.reshape(T * B, D), P["W_x"])                    # (T*B, G*H)
     AX += b
     return AX.reshape(T, B, b.shape[0])
 
@@ -87,7 +101,7 @@ def weight_grads(P, G, x, h0, out, dAX, dAH):
     G["W_h"] += h0.T @ dAH[0]                                      # H_prev = [h_0; out[:T-1]]
     if T > 1:
         G["W_h"] += out[:-1].reshape((T - 1) * B, out.shape[-1]).T @ dAHr[B:]
-    return (dAXr @ P["W_x"].T).reshape(T, B, D)
+    return product(dAXr, P["W_x"].T).reshape(T, B, D)
 
 
 class RNNFused:
