@@ -36,9 +36,16 @@ ROWS = 4                    # rows of x per micro-kernel block
 
 
 def threads():
-    """Threads for the per-step products: numba's thread count, capped by env_threads()."""
+    """Threads for the per-step products: numba's thread count, capped by env_threads().
+
+    With 1 asked for, numba's thread pool is not started (its OpenMP start-up would change the
+    thread count of an OpenMP runtime it shares with, e.g., PyTorch in the same process).
+    """
+    asked = env_threads()
+    if asked == 1:
+        return 1
     n = numba.get_num_threads()
-    return min(n, env_threads() or n)
+    return min(n, asked or n)
 
 
 def panel_width(dtype):
@@ -272,7 +279,7 @@ def _last_panel(x, Wp, out):
     N, P = out.shape[1], Wp.shape[2]
     full = N // P
     if full * P < N:
-        tmp = np.empty((x.shape[0], P), out.dtype)
+        tmp = np.empty((x.shape[0], P), out.dtype)                 # (M, P)
         _panel(x, Wp, full, tmp, 0, P)
         out[:, full * P:] = tmp[:, :N - full * P]
 
@@ -295,19 +302,33 @@ def matmul_threads(x, Wp, out, n):
     _last_panel(x, Wp, out)
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def matmul_rows(x, Wp, out, n, rows=64):
-    """matmul for many rows (x (M, K) with M >> 64): blocks of `rows` rows, n threads taking
-    contiguous shares of the blocks; each block sweeps all panels while its rows stay in L2."""
-    _check(x, Wp, out)
+@njit(**JIT_OPTIONS)
+def _row_blocks(x, Wp, out, b0, b1, rows):
+    """out = x W on the row blocks b0 <= blk < b1 of `rows` rows: each sweeps all panels while its
+    rows stay in L2."""
     M = x.shape[0]
-    blocks = (M + rows - 1) // rows
     full = out.shape[1] // Wp.shape[2]
+    for blk in range(b0, b1):
+        r0, r1 = blk * rows, min(M, (blk + 1) * rows)
+        _panels(x[r0:r1], Wp, out[r0:r1], 0, full)
+        _last_panel(x[r0:r1], Wp, out[r0:r1])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _row_blocks_threads(x, Wp, out, n, rows):
+    blocks = (x.shape[0] + rows - 1) // rows
     for t in prange(n):
-        for blk in range(t * blocks // n, (t + 1) * blocks // n):
-            r0, r1 = blk * rows, min(M, (blk + 1) * rows)
-            _panels(x[r0:r1], Wp, out[r0:r1], 0, full)
-            _last_panel(x[r0:r1], Wp, out[r0:r1])
+        _row_blocks(x, Wp, out, t * blocks // n, (t + 1) * blocks // n, rows)
+
+
+def matmul_rows(x, Wp, out, n, rows=64):
+    """matmul for many rows (x (M, K), M >> 64), in blocks of `rows` rows; with n > 1 threads each
+    takes a contiguous share of the blocks."""
+    _check(x, Wp, out)
+    if n > 1:
+        _row_blocks_threads(x, Wp, out, n, rows)
+    else:
+        _row_blocks(x, Wp, out, 0, (x.shape[0] + rows - 1) // rows, rows)
 
 
 @njit(**JIT_OPTIONS)
@@ -348,7 +369,7 @@ def pack(W):
     """W (K, N) -> Wp (ceil(N / P), K, P): the panels `matmul` reads. W may be a transposed view."""
     K, N = W.shape
     P = panel_width(W.dtype)
-    Wp = np.empty((-(-N // P), K, P), W.dtype)
+    Wp = np.empty((-(-N // P), K, P), W.dtype)                 # (ceil(N / P), K, P)
     if W.T.flags.c_contiguous and not W.flags.c_contiguous:
         _pack_cols(W.T, Wp)
     else:

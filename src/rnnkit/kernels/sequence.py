@@ -77,7 +77,7 @@ def product(x, W):
     M, (K, N), n = x.shape[0], W.shape, packed.threads()
     if M < PACK_MIN_ROWS or not (N <= 256 or (n > 1 and K <= 256)):
         return x @ W
-    out = np.empty((M, N), x.dtype)
+    out = np.empty((M, N), x.dtype)                                 # (M, N)
     packed.matmul_rows(np.ascontiguousarray(x), packed.pack(W), out, n)
     return out
 
