@@ -3,7 +3,7 @@
 A recurrent layer multiplies a few rows (h_{t-1}: B x K, B = 16..64) by the same matrix
 (W_h: K x N) at each of T steps. A BLAS call re-packs W_h on every call, with a kernel tuned for
 many rows: on one core of the 2-core AMD EPYC we develop on, OpenBLAS ran these products at
-33-68 GFLOP/s inside the LSTM loop, this module at 42-76 (the core's FMA peak: about 89). Here W_h
+33-69 GFLOP/s inside the LSTM loop, this module at 42-76 (the core's FMA peak: about 89). Here W_h
 is packed once per sequence into panels of P = two vector registers of columns (16 float32,
 8 float64), each panel its K rows one after another, the last one padded with zeros:
 
