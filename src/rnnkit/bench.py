@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .kernels import available as kernels_available
+from ._threads import env_threads, set_numba_threads
 
 CONFIGS = ((100, 32, 256), (100, 64, 512), (50, 1, 128), (200, 16, 1024))   # (T, B, H), D = H
 QUICK = ((100, 32, 256), (50, 1, 128))
@@ -58,7 +59,6 @@ class BenchOptions:
 
 def thread_count():
     """Threads from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS, else the core count."""
-    from .kernels import env_threads
     n = env_threads()
     if n:
         return n
@@ -78,18 +78,9 @@ def _import_torch(want, threads):
         import torch
     except ImportError:
         return None
-    _set_numba_threads(threads)
+    set_numba_threads(threads)
     torch.set_num_threads(threads)
     return torch
-
-
-def _set_numba_threads(threads):
-    """Cap numba's parallel kernels at `threads`."""
-    try:
-        import numba
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
 
 
 def _median_ms(seconds):
@@ -405,7 +396,7 @@ def run_bench(options=None, log=print):
     opts = options if isinstance(options, BenchOptions) else parse_args(options)
     threads = thread_count()
     torch = _import_torch(opts.torch, threads)
-    _set_numba_threads(threads)
+    set_numba_threads(threads)
     results = dict(machine=machine_info(torch, threads), options=asdict(opts), cases=[])
     for cfg in opts.configs:
         for cell in opts.cells:

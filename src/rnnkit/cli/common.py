@@ -25,6 +25,7 @@ import time
 
 from .. import __version__
 from ..errors import FileFormatError, InputError
+from .._threads import THREAD_VARS, set_numba_threads
 from ..progress import ProgressBar, format_duration
 from .flags import BUDGET_KEYS, budget, check_training_args, fail, make_optimizer, make_schedule
 
@@ -35,7 +36,7 @@ KEEP_ON_RESUME = BUDGET_KEYS + ("resume", "quiet", "run", "eval_every", "early_s
                                 "data_dir", "val_data", "csv", "pairs", "file")
 
 _TRAIN_SUBPARSERS = {}
-BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+BLAS_VARS = THREAD_VARS
 BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_",
                 "scipy_openblas_set_num_threads")
 
@@ -48,7 +49,7 @@ def blas_threads(n=1):
     """
     if any(os.environ.get(v) for v in BLAS_VARS):
         return False
-    _numba_threads(n)
+    set_numba_threads(n)
     try:
         with open("/proc/self/maps") as f:          # the OpenBLAS numpy loaded (Linux)
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
@@ -64,15 +65,6 @@ def blas_threads(n=1):
                 getattr(lib, name)(ctypes.c_int(n))
                 return True
     return False
-
-
-def _numba_threads(n):
-    """The same n for numba's threads (rnnkit.kernels.packed's per-step products)."""
-    try:
-        import numba
-    except ImportError:
-        return
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def train_subparsers(sub):

@@ -6,6 +6,7 @@
                  matching backward
     seqloops     the time loop itself inside numba, for steps too small for a BLAS call
     packed       x W with W packed once per sequence: the per-step product of the fused loops
+    threaded     the cellkernels steps split by rows over numba's threads (more than one thread)
     sequence     the fused forward/backward of a whole layer that rnnkit.layers.Recurrent uses
     lnkernels    LN-LSTM / LN-GRU steps: LN(h W_h), the gates and LN(c) in one pass per row
     lnsequence   their fused whole-layer forward/backward (layer_norm=True of VariantRecurrent)
@@ -14,18 +15,6 @@ Compiled kernels are cached on disk (numba's cache=True): the compile cost is pa
 machine. numba keys that cache on each file's own text, so a file that calls into another carries
 the other's hash (FASTMATH_SHA, CELLKERNELS_SHA; tests/test_kernels.py says when to update them).
 """
-import os
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def env_threads():
-    """The thread count the usual variables ask for (OMP_NUM_THREADS first), or None."""
-    for var in THREAD_VARS:
-        v = os.environ.get(var, "").strip()
-        if v.isdigit() and int(v) > 0:
-            return int(v)
-    return None
 
 
 def available():

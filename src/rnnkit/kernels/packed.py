@@ -27,11 +27,10 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from . import env_threads
+from .._threads import env_threads
 from .fastmath import JIT_OPTIONS
 
 VECTOR_BYTES = 32           # one AVX2 register; LLVM splits or joins registers on other machines
-PF_MODE = 2
 ROWS = 4                    # rows of x per micro-kernel block
 
 
@@ -285,11 +284,17 @@ def _last_panel(x, Wp, out):
 
 
 @njit(**JIT_OPTIONS)
+def _product(x, Wp, out):
+    """out = x W: every whole panel, then the partial last one (shapes already checked)."""
+    _panels(x, Wp, out, 0, out.shape[1] // Wp.shape[2])
+    _last_panel(x, Wp, out)
+
+
+@njit(**JIT_OPTIONS)
 def matmul(x, Wp, out):
     """out = x W for x (M, K), Wp = pack(W) of W (K, N), out (M, N); all C-contiguous, one dtype."""
     _check(x, Wp, out)
-    _panels(x, Wp, out, 0, out.shape[1] // Wp.shape[2])
-    _last_panel(x, Wp, out)
+    _product(x, Wp, out)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
@@ -307,11 +312,9 @@ def _row_blocks(x, Wp, out, b0, b1, rows):
     """out = x W on the row blocks b0 <= blk < b1 of `rows` rows: each sweeps all panels while its
     rows stay in L2."""
     M = x.shape[0]
-    full = out.shape[1] // Wp.shape[2]
     for blk in range(b0, b1):
         r0, r1 = blk * rows, min(M, (blk + 1) * rows)
-        _panels(x[r0:r1], Wp, out[r0:r1], 0, full)
-        _last_panel(x[r0:r1], Wp, out[r0:r1])
+        _product(x[r0:r1], Wp, out[r0:r1])
 
 
 @njit(parallel=True, **JIT_OPTIONS)

@@ -48,8 +48,8 @@ def step_product(W, steps):
     """mul(h, out): out = h W, for `steps` products by the same W.
 
     W packed once and multiplied by kernels.packed on packed.threads() threads, or NumPy's BLAS
-    when too few steps pay for the packing (W copied contiguous: at
-    H = 1024 one thread multiplied by a contiguous W_h^T up to 20% faster than by the view).
+    when too few steps pay for the packing (W copied contiguous: at H = 1024 one thread
+    multiplied by a contiguous W_h^T up to 20% faster than by the view).
     """
     if steps >= PACK_MIN_STEPS:
         Wp, n = packed.pack(W), packed.threads()
